@@ -1,0 +1,113 @@
+"""Building blocks of the STCN value encoder and decoder (networks.md A.3-A.4)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ResBlock(nn.Module):
+    """Pre-activation residual block without BN: x' = shortcut(x) + conv2(relu(conv1(relu(x))))."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        # Only a block that changes width has a (3x3) projection shortcut, as in the checkpoint.
+        if in_channels != out_channels:
+            self.downsample = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        else:
+            self.downsample = None
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.conv2(F.relu(self.conv1(F.relu(x))))
+        if self.downsample is not None:
+            x = self.downsample(x)
+        return x + r
+
+
+class _ChannelGate(nn.Module):
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        # Index layout (flatten, linear, relu, linear) fixes the checkpoint names mlp.1 / mlp.3.
+        self.mlp = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(channels, channels // reduction),
+            nn.ReLU(),
+            nn.Linear(channels // reduction, channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        avg = self.mlp(F.adaptive_avg_pool2d(x, 1))
+        mx = self.mlp(F.adaptive_max_pool2d(x, 1))
+        return x * torch.sigmoid(avg + mx)[:, :, None, None]
+
+
+class _SpatialConv(nn.Module):
+    """Holds the 7x7 conv under the name `conv` (checkpoint key `spatial.conv`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, 7, padding=3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class _SpatialGate(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.spatial = _SpatialConv()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
+        return x * torch.sigmoid(self.spatial(pooled))
+
+
+class CBAM(nn.Module):
+    """Channel gate then spatial gate (reduction 16, 7x7 spatial conv)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.ChannelGate = _ChannelGate(channels)
+        self.SpatialGate = _SpatialGate()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.SpatialGate(self.ChannelGate(x))
+
+
+class FeatureFusionBlock(nn.Module):
+    """Fuses value features with the key encoder's f16: block2(x + CBAM(x)), x = block1(cat)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.block1 = ResBlock(in_channels, out_channels)
+        self.attention = CBAM(out_channels)
+        self.block2 = ResBlock(out_channels, out_channels)
+
+    def forward(self, value_f16: torch.Tensor, key_f16: torch.Tensor) -> torch.Tensor:
+        x = self.block1(torch.cat([value_f16, key_f16], dim=1))
+        return self.block2(x + self.attention(x))
+
+
+class BiasedBasicBlock(nn.Module):
+    """ResNet-18 BasicBlock whose convs (and projection) all carry a bias, as in stcn.pth."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes, 1, stride=stride), nn.BatchNorm2d(planes)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + shortcut)

@@ -1,0 +1,66 @@
+"""Space-time memory read: L2 affinity, top-k softmax, read-out, and the fusion attention map.
+
+Shapes (networks.md A.5/A.6): memory key mk (1, Ck, T, h, w), memory value mv (K, Cv, T, h, w),
+query key qk (1, Ck, h, w). N = T*h*w memory positions, M = h*w query positions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def l2_affinity(mk: torch.Tensor, qk: torch.Tensor) -> torch.Tensor:
+    """Negative squared distance / sqrt(Ck) between every memory and query position: (1, N, M).
+
+    The ||qk||^2 term cancels in the softmax; it is kept so the numbers match the original.
+    """
+    ck = mk.shape[1]
+    mk = mk.flatten(start_dim=2)  # 1, Ck, N
+    qk = qk.flatten(start_dim=2)  # 1, Ck, M
+    a_sq = mk.pow(2).sum(1).unsqueeze(2)  # 1, N, 1
+    b_sq = qk.pow(2).sum(1).unsqueeze(1)  # 1, 1, M
+    ab = mk.transpose(1, 2) @ qk  # 1, N, M
+    return (2 * ab - a_sq - b_sq) / math.sqrt(ck)
+
+
+def topk_softmax(affinity: torch.Tensor, top_k: int) -> torch.Tensor:
+    """Keep the top_k entries of every column (dim 1), softmax them, zero the rest: same shape."""
+    k = min(top_k, affinity.shape[1])
+    values, indices = torch.topk(affinity, k=k, dim=1)
+    weights = torch.exp(values - values[:, :1])
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    return torch.zeros_like(affinity).scatter_(1, indices, weights)
+
+
+def memory_affinity(mk: torch.Tensor, qk: torch.Tensor, top_k: int) -> torch.Tensor:
+    """Sparse (top-k) read weights from memory keys (1,Ck,T,h,w) to a query key (1,Ck,h,w)."""
+    return topk_softmax(l2_affinity(mk, qk), top_k)
+
+
+def readout(affinity: torch.Tensor, mv: torch.Tensor) -> torch.Tensor:
+    """Weighted sum of memory values for every object: mv (K,Cv,T,h,w) -> (K,Cv,h,w)."""
+    num_objects, cv, _, h, w = mv.shape
+    flat = mv.reshape(num_objects, cv, -1)  # K, Cv, N
+    return (flat @ affinity).view(num_objects, cv, h, w)
+
+
+def difference_attention(
+    mk: torch.Tensor, qk: torch.Tensor, pos_diff: torch.Tensor, neg_diff: torch.Tensor
+) -> torch.Tensor:
+    """Align the interacted frame's mask differences to a query frame (networks.md A.6).
+
+    mk: key of the interacted frame (1,Ck,1,h,w); qk: (1,Ck,h,w); pos/neg_diff: (K+1,1,H,W).
+    Returns (K+1, 2, H, W): channel 0 positive, channel 1 negative difference.
+    """
+    h, w = qk.shape[-2:]
+    weights = torch.softmax(l2_affinity(mk, qk), dim=1)  # 1, M, M (full softmax, no top-k)
+    size = pos_diff.shape[-2:]
+    aligned = []
+    for diff in (pos_diff, neg_diff):
+        d = F.interpolate(diff, size=(h, w), mode="area").flatten(start_dim=2)  # K+1, 1, M
+        aligned.append((d @ weights).view(-1, 1, h, w))
+    attn = torch.cat(aligned, dim=1)
+    return F.interpolate(attn, size=size, mode="bilinear", align_corners=False)

@@ -1,0 +1,90 @@
+"""Scribble-to-mask network (networks.md C): DeepLabV3+ on ResNet-50, output stride 16.
+
+Input (B,6,H,W) = [normalised RGB, previous binary mask, positive scribbles, negative scribbles].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.resnet_parts import bottleneck_stage
+
+
+def _conv_bn_relu(in_ch: int, out_ch: int, kernel: int = 1, dilation: int = 1) -> list[nn.Module]:
+    pad = dilation * (kernel // 2)
+    conv = nn.Conv2d(in_ch, out_ch, kernel, padding=pad, dilation=dilation, bias=False)
+    return [conv, nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)]
+
+
+class S2MBackbone(nn.Module):
+    """ResNet-50 with a 6-channel first conv; layer4 trades its stride for dilation 2."""
+
+    def __init__(self, in_channels: int = 6) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.layer1 = bottleneck_stage(64, 64, 3)
+        self.layer2 = bottleneck_stage(256, 128, 4, stride=2)
+        self.layer3 = bottleneck_stage(512, 256, 6, stride=2)
+        # Block 0 keeps dilation 1 and stride 1; blocks 1-2 use dilation 2 (output stride 16).
+        self.layer4 = bottleneck_stage(1024, 512, 3, stride=1, dilation=2, first_dilation=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (low-level layer1 features at 1/4, layer4 features at 1/16)."""
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        low = self.layer1(x)
+        return low, self.layer4(self.layer3(self.layer2(low)))
+
+
+class ASPPPooling(nn.Sequential):
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__(nn.AdaptiveAvgPool2d(1), *_conv_bn_relu(in_ch, out_ch))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        return F.interpolate(super().forward(x), size=size, mode="bilinear", align_corners=False)
+
+
+class ASPP(nn.Module):
+    def __init__(self, in_ch: int, rates: tuple[int, int, int] = (6, 12, 18), out_ch: int = 256):
+        super().__init__()
+        branches = [nn.Sequential(*_conv_bn_relu(in_ch, out_ch))]
+        branches += [nn.Sequential(*_conv_bn_relu(in_ch, out_ch, 3, r)) for r in rates]
+        branches.append(ASPPPooling(in_ch, out_ch))
+        self.convs = nn.ModuleList(branches)
+        self.project = nn.Sequential(*_conv_bn_relu(5 * out_ch, out_ch), nn.Dropout(0.1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.cat([branch(x) for branch in self.convs], dim=1))
+
+
+class DeepLabHeadV3Plus(nn.Module):
+    def __init__(self, low_ch: int = 256, high_ch: int = 2048, num_classes: int = 1) -> None:
+        super().__init__()
+        self.project = nn.Sequential(*_conv_bn_relu(low_ch, 48))
+        self.aspp = ASPP(high_ch)
+        self.classifier = nn.Sequential(*_conv_bn_relu(304, 256, 3), nn.Conv2d(256, num_classes, 1))
+
+    def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        low = self.project(low)
+        high = F.interpolate(
+            self.aspp(high), size=low.shape[-2:], mode="bilinear", align_corners=False
+        )
+        return self.classifier(torch.cat([low, high], dim=1))
+
+
+class S2MNetwork(nn.Module):
+    """Returns one logit map per input at the input size; the caller applies sigmoid."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = S2MBackbone()
+        self.classifier = DeepLabHeadV3Plus()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low, high = self.backbone(x)
+        logits = self.classifier(low, high)
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)

@@ -1,0 +1,173 @@
+"""STCN propagation network (networks.md A): key/value encoders, memory read, decoder.
+
+Inputs are ImageNet-normalised RGB frames padded to multiples of 16. f16/f8/f4 are features at
+1/16, 1/8, 1/4 of that size. K is the number of objects.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.blocks import BiasedBasicBlock, FeatureFusionBlock, ResBlock
+from model.memory_read import difference_attention, memory_affinity, readout
+from model.resnet_parts import bottleneck_stage
+
+KEY_DIM = 64
+VALUE_DIM = 512
+
+
+class KeyFeatures(NamedTuple):
+    """Everything the key encoder yields for one frame; depends only on the image, so cacheable."""
+
+    k16: torch.Tensor  # (B, 64, h, w) key
+    f16_thin: torch.Tensor  # (B, 512, h, w) query value fed to the decoder
+    f16: torch.Tensor  # (B, 1024, h, w) fused into the value encoder
+    f8: torch.Tensor  # (B, 512, 2h, 2w) decoder skip
+    f4: torch.Tensor  # (B, 256, 4h, 4w) decoder skip
+
+
+class KeyEncoder(nn.Module):
+    """ResNet-50 up to conv4_x; layer1 is named res2 in the checkpoint."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.res2 = bottleneck_stage(64, 64, 3)
+        self.layer2 = bottleneck_stage(256, 128, 4, stride=2)
+        self.layer3 = bottleneck_stage(512, 256, 6, stride=2)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """image (B,3,H,W) -> (f16, f8, f4)."""
+        x = self.maxpool(F.relu(self.bn1(self.conv1(image))))
+        f4 = self.res2(x)
+        f8 = self.layer2(f4)
+        f16 = self.layer3(f8)
+        return f16, f8, f4
+
+
+class ValueEncoder(nn.Module):
+    """ResNet-18 to conv4_x on [image, mask, others] (biased convs), fused with the key f16."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(5, 64, 7, stride=2, padding=3)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.layer1 = nn.Sequential(BiasedBasicBlock(64, 64), BiasedBasicBlock(64, 64))
+        self.layer2 = nn.Sequential(BiasedBasicBlock(64, 128, 2), BiasedBasicBlock(128, 128))
+        self.layer3 = nn.Sequential(BiasedBasicBlock(128, 256, 2), BiasedBasicBlock(256, 256))
+        self.fuser = FeatureFusionBlock(1024 + 256, VALUE_DIM)
+
+    def forward(
+        self, image: torch.Tensor, key_f16: torch.Tensor, mask: torch.Tensor, others: torch.Tensor
+    ) -> torch.Tensor:
+        """All inputs batched over objects: image (K,3,H,W), masks (K,1,H,W) -> (K,512,h,w)."""
+        x = torch.cat([image, mask, others], dim=1)
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fuser(x, key_f16)
+
+
+class KeyProjection(nn.Module):
+    def __init__(self, in_channels: int, key_dim: int) -> None:
+        super().__init__()
+        self.key_proj = nn.Conv2d(in_channels, key_dim, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.key_proj(x)
+
+
+class UpsampleBlock(nn.Module):
+    """out_conv(skip_conv(skip) + bilinear x2 (up))."""
+
+    def __init__(self, skip_channels: int, up_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.skip_conv = nn.Conv2d(skip_channels, up_channels, 3, padding=1)
+        self.out_conv = ResBlock(up_channels, out_channels)
+
+    def forward(self, skip: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        x = self.skip_conv(skip)
+        x = x + F.interpolate(up, scale_factor=2, mode="bilinear", align_corners=False)
+        return self.out_conv(x)
+
+
+class Decoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.compress = ResBlock(1024, 512)
+        self.up_16_8 = UpsampleBlock(512, 512, 256)
+        self.up_8_4 = UpsampleBlock(256, 256, 256)
+        self.pred = nn.Conv2d(256, 1, 3, padding=1)
+
+    def forward(self, f16: torch.Tensor, f8: torch.Tensor, f4: torch.Tensor) -> torch.Tensor:
+        """f16 (K,1024,h,w), skips (1 or K, C, ...) -> logits (K,1,H,W)."""
+        x = self.compress(f16)
+        x = self.up_16_8(f8, x)
+        x = self.up_8_4(f4, x)
+        x = self.pred(F.relu(x))
+        return F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
+
+
+def others_channel(masks: torch.Tensor) -> torch.Tensor:
+    """For each object, the summed probability of all other objects: (K,1,H,W) -> (K,1,H,W)."""
+    if masks.shape[0] == 1:
+        return torch.zeros_like(masks)
+    return masks.sum(dim=0, keepdim=True) - masks
+
+
+class PropagationNetwork(nn.Module):
+    """STCN at inference time. Construction never downloads anything; load weights separately."""
+
+    def __init__(self, top_k: int = 20) -> None:
+        super().__init__()
+        self.top_k = top_k
+        self.key_encoder = KeyEncoder()
+        self.value_encoder = ValueEncoder()
+        self.key_proj = KeyProjection(1024, KEY_DIM)
+        self.key_comp = nn.Conv2d(1024, VALUE_DIM, 3, padding=1)
+        self.decoder = Decoder()
+
+    def encode_key(self, image: torch.Tensor) -> KeyFeatures:
+        """image (B,3,H,W), normalised and padded."""
+        f16, f8, f4 = self.key_encoder(image)
+        return KeyFeatures(self.key_proj(f16), self.key_comp(f16), f16, f8, f4)
+
+    def encode_value(
+        self, image: torch.Tensor, key_f16: torch.Tensor, masks: torch.Tensor
+    ) -> torch.Tensor:
+        """image (1,3,H,W), key_f16 (1,1024,h,w), masks (K,1,H,W) -> values (K,512,1,h,w)."""
+        num_objects = masks.shape[0]
+        value = self.value_encoder(
+            image.expand(num_objects, -1, -1, -1),
+            key_f16.expand(num_objects, -1, -1, -1),
+            masks,
+            others_channel(masks),
+        )
+        return value.unsqueeze(2)
+
+    def segment(self, mem_k: torch.Tensor, mem_v: torch.Tensor, query: KeyFeatures) -> torch.Tensor:
+        """Read memory for a query frame and decode: mem_k (1,64,T,h,w), mem_v (K,512,T,h,w).
+
+        Returns per-object probabilities (K,1,H,W) in [0, 1], before aggregation.
+        """
+        affinity = memory_affinity(mem_k, query.k16, self.top_k)
+        mem_out = readout(affinity, mem_v)  # K,512,h,w
+        num_objects = mem_out.shape[0]
+        x = torch.cat([mem_out, query.f16_thin.expand(num_objects, -1, -1, -1)], dim=1)
+        return torch.sigmoid(self.decoder(x, query.f8, query.f4))
+
+    def get_attention(
+        self,
+        mem_k: torch.Tensor,
+        pos_diff: torch.Tensor,
+        neg_diff: torch.Tensor,
+        query_k16: torch.Tensor,
+    ) -> torch.Tensor:
+        """Difference maps of the interacted frame aligned to the query: (K+1,2,H,W)."""
+        return difference_attention(mem_k, query_k16, pos_diff, neg_diff)

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from tests.shared_assets import write_synthetic_checkpoint  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _two_threads():
+    # Same thread count as the parity reference run, and what CI machines have.
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def synthetic_checkpoints(tmp_path_factory):
+    """Synthetic stcn/fusion_stcn/s2m checkpoints (salt 0) written once per test session."""
+    folder = tmp_path_factory.mktemp("synthetic_weights")
+    return {
+        name: write_synthetic_checkpoint(name, folder / f"{name}.pth")
+        for name in ("stcn", "fusion_stcn", "s2m")
+    }

@@ -1,0 +1,147 @@
+"""Strict checkpoint loading through the real loader, its rewrites, and its error messages."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+import torch
+
+from model.build import (
+    FUSION,
+    PROPAGATION,
+    S2M,
+    load_fusion_net,
+    load_network,
+    load_prop_net,
+    load_s2m,
+)
+from model.checkpoint import CheckpointError, apply_compatible_rewrites, read_state_dict
+
+
+@pytest.fixture(scope="module")
+def prop_sd():
+    torch.manual_seed(0)
+    return PROPAGATION.factory().state_dict()
+
+
+def _same_weights(a: torch.nn.Module, sd: dict) -> bool:
+    return all(torch.equal(v, sd[k].reshape(v.shape)) for k, v in a.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    ("schema", "loader"),
+    [("stcn", load_prop_net), ("fusion_stcn", load_fusion_net), ("s2m", load_s2m)],
+)
+def test_synthetic_official_layout_loads_strictly(synthetic_checkpoints, schema, loader):
+    path = synthetic_checkpoints[schema]
+    net = loader(path, "cpu")
+    assert not net.training
+    assert _same_weights(net, torch.load(path, weights_only=True))
+
+
+def test_roundtrip_of_own_random_weights(tmp_path, prop_sd):
+    path = tmp_path / "stcn.pth"
+    torch.save(prop_sd, path)
+    assert _same_weights(load_prop_net(path), prop_sd)
+
+
+def test_dataparallel_prefix_is_stripped(tmp_path, prop_sd):
+    path = tmp_path / "dp.pth"
+    torch.save(collections.OrderedDict(("module." + k, v) for k, v in prop_sd.items()), path)
+    assert _same_weights(load_prop_net(path), prop_sd)
+
+
+def test_four_channel_value_encoder_is_zero_padded(tmp_path, prop_sd):
+    old = dict(prop_sd)
+    old["value_encoder.conv1.weight"] = prop_sd["value_encoder.conv1.weight"][:, :4].clone()
+    path = tmp_path / "old.pth"
+    torch.save(old, path)
+    net = load_prop_net(path)
+    w = net.value_encoder.conv1.weight
+    assert w.shape[1] == 5
+    assert torch.equal(w[:, :4], old["value_encoder.conv1.weight"])
+    assert torch.count_nonzero(w[:, 4]) == 0
+
+
+def test_rewrites_leave_official_layout_untouched(prop_sd):
+    out = apply_compatible_rewrites(prop_sd)
+    assert list(out) == list(prop_sd)
+    assert all(out[k] is prop_sd[k] for k in prop_sd)
+
+
+def test_missing_num_batches_tracked_is_accepted(tmp_path, prop_sd):
+    trimmed = {k: v for k, v in prop_sd.items() if not k.endswith("num_batches_tracked")}
+    path = tmp_path / "no_nbt.pth"
+    torch.save(trimmed, path)
+    assert _same_weights(load_prop_net(path), prop_sd)
+
+
+def test_truncated_file_is_named_and_explained(tmp_path, prop_sd):
+    path = tmp_path / "stcn.pth"
+    torch.save(prop_sd, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(CheckpointError) as err:
+        load_prop_net(path)
+    assert str(path) in str(err.value)
+    assert "truncated or corrupt" in str(err.value)
+
+
+def test_html_page_is_recognised(tmp_path):
+    path = tmp_path / "s2m.pth"
+    path.write_text("<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title>")
+    with pytest.raises(CheckpointError, match="HTML page") as err:
+        load_s2m(path)
+    assert str(path) in str(err.value)
+
+
+def test_swapped_checkpoint_says_what_it_is(synthetic_checkpoints):
+    path = synthetic_checkpoints["s2m"]
+    with pytest.raises(CheckpointError) as err:
+        load_prop_net(path)
+    msg = str(err.value)
+    assert str(path) in msg
+    assert "does not match the STCN propagation network" in msg
+    assert "looks like the S2M scribble network" in msg
+    assert "missing keys: key_encoder." in msg
+    assert "unexpected keys: backbone." in msg
+
+
+def test_shape_mismatch_lists_the_key_and_both_shapes(tmp_path):
+    sd = FUSION.factory().state_dict()
+    sd["conv1.0.weight"] = torch.zeros(32, 7, 3, 3)
+    path = tmp_path / "fusion.pth"
+    torch.save(sd, path)
+    with pytest.raises(CheckpointError) as err:
+        load_network(FUSION, path)
+    msg = str(err.value)
+    assert "1 wrong shapes: conv1.0.weight (32, 7, 3, 3) (expected (32, 9, 3, 3))" in msg
+    assert "missing" not in msg and "unexpected" not in msg
+
+
+def test_missing_file_and_empty_file(tmp_path):
+    with pytest.raises(CheckpointError, match="file not found"):
+        read_state_dict(tmp_path / "nope.pth")
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        read_state_dict(empty)
+
+
+class _NotATensor:
+    pass
+
+
+def test_arbitrary_pickled_objects_are_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"weight": torch.zeros(1), "payload": _NotATensor()}, path)
+    with pytest.raises(CheckpointError, match="refusing to unpickle"):
+        read_state_dict(path)
+
+
+def test_wrapped_state_dict_is_unwrapped(tmp_path):
+    sd = S2M.factory().state_dict()
+    path = tmp_path / "wrapped.pth"
+    torch.save({"state_dict": sd, "it": torch.tensor(5)}, path)
+    assert _same_weights(load_s2m(path), sd)
