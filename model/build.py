@@ -63,7 +63,7 @@ class Networks:
 
     prop: PropagationNetwork
     fusion: FusionNet
-    s2m: S2MNetwork
+    s2m: S2MNetwork | None  # None where only propagation is needed
     device: torch.device
 
 

@@ -151,12 +151,14 @@ class PropagationNetwork(nn.Module):
         )
         return value.unsqueeze(2)
 
-    def segment(self, mem_k: torch.Tensor, mem_v: torch.Tensor, query: KeyFeatures) -> torch.Tensor:
+    def segment(
+        self, mem_k: torch.Tensor, mem_v: torch.Tensor, query: KeyFeatures, top_k: int | None = None
+    ) -> torch.Tensor:
         """Read memory for a query frame and decode: mem_k (1,64,T,h,w), mem_v (K,512,T,h,w).
 
         Returns per-object probabilities (K,1,H,W) in [0, 1], before aggregation.
         """
-        affinity = memory_affinity(mem_k, query.k16, self.top_k)
+        affinity = memory_affinity(mem_k, query.k16, top_k or self.top_k)
         mem_out = readout(affinity, mem_v)  # K,512,h,w
         num_objects = mem_out.shape[0]
         x = torch.cat([mem_out, query.f16_thin.expand(num_objects, -1, -1, -1)], dim=1)

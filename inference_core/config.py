@@ -1,0 +1,30 @@
+"""Inference settings, fixed for the life of a session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """mem_freq: a propagated frame joins the pass's memory every `mem_freq` frames.
+
+    top_k: memory entries read per query position. amp: fp16 autocast (CUDA only; fp32 elsewhere).
+    prob_dtype: precision of stored soft probabilities ("float16" halves RAM; "float32" is exact).
+    feature_cache / image_cache: frames whose encoder outputs / normalised images stay on device.
+    """
+
+    mem_freq: int = 5
+    top_k: int = 20
+    amp: bool = False
+    prob_dtype: str = "float16"
+    feature_cache: int = 4
+    image_cache: int = 4
+
+    def __post_init__(self) -> None:
+        if self.mem_freq < 1:
+            raise ValueError(f"mem_freq must be >= 1, got {self.mem_freq}")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        if self.prob_dtype not in ("float16", "float32"):
+            raise ValueError(f"prob_dtype must be float16 or float32, got {self.prob_dtype!r}")

@@ -1,0 +1,43 @@
+"""The keys and values a propagation pass reads from.
+
+Certain memory (every interacted frame, all rounds) is shared by all passes; each pass adds its
+own frames every mem_freq frames, and those are dropped when the pass ends.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class MemoryBank:
+    """Pre-allocated bank: slots [0, used) hold keys (1,Ck,T,h,w) and values (K,Cv,T,h,w)."""
+
+    def __init__(
+        self, certain_keys: torch.Tensor, certain_values: torch.Tensor, extra: int
+    ) -> None:
+        n = certain_keys.shape[2]
+        self._keys = certain_keys.new_empty(
+            (*certain_keys.shape[:2], n + extra, *certain_keys.shape[3:])
+        )
+        self._values = certain_values.new_empty(
+            (*certain_values.shape[:2], n + extra, *certain_values.shape[3:])
+        )
+        self._keys[:, :, :n] = certain_keys
+        self._values[:, :, :n] = certain_values
+        self.used = n
+
+    @property
+    def keys(self) -> torch.Tensor:
+        return self._keys[:, :, : self.used]
+
+    @property
+    def values(self) -> torch.Tensor:
+        return self._values[:, :, : self.used]
+
+    def add(self, key: torch.Tensor, value: torch.Tensor) -> None:
+        """key (1,Ck,h,w) or (1,Ck,1,h,w); value (K,Cv,1,h,w)."""
+        if self.used >= self._keys.shape[2]:
+            raise RuntimeError("memory bank is full: more writes than the pass planned")
+        self._keys[:, :, self.used] = key.reshape(self._keys[:, :, 0].shape)
+        self._values[:, :, self.used] = value.reshape(self._values[:, :, 0].shape)
+        self.used += 1
