@@ -325,8 +325,9 @@ class VideoFrames:
         if bgr.shape[:2] != (h, w):
             bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_CUBIC)
         t = self._decoded
+        # Frames are always served from the JPEG, so a frame reads the same before and after
+        # eviction or a reopen.
         cv2.imwrite(str(self.cache_dir / f"{t:05d}.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        self._ram.put(t, np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
         self._decoded += 1
         self._length = max(self._length, self._decoded)
 
