@@ -39,16 +39,25 @@ class FreeInteraction:
         for x, y in rest:
             self.extend_stroke(x, y)
 
-    def undo(self) -> bool:
+    def _paint(self, stroke: Stroke) -> None:
+        for i in range(self.num_objects):
+            value = 1.0 if stroke.label == i + 1 else 0.0
+            draw_segments(self._drawn[i, 0], stroke.points, value, stroke.thickness)
+
+    def undo(self) -> Stroke | None:
+        """Remove and return the last stroke (None when there is none)."""
         if not self.strokes:
-            return False
-        self.strokes.pop()
+            return None
+        stroke = self.strokes.pop()
         self._drawn = self.prev_prob.copy()
-        for stroke in self.strokes:
-            for i in range(self.num_objects):
-                value = 1.0 if stroke.label == i + 1 else 0.0
-                draw_segments(self._drawn[i, 0], stroke.points, value, stroke.thickness)
-        return True
+        for kept in self.strokes:
+            self._paint(kept)
+        return stroke
+
+    def append_stroke(self, stroke: Stroke) -> None:
+        """Put back a whole stroke (redo)."""
+        self.strokes.append(stroke)
+        self._paint(stroke)
 
     def drawn_map(self) -> np.ndarray:
         """(K,1,h0,w0) float32: the painted soft masks, unpadded."""

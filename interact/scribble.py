@@ -43,15 +43,20 @@ class ScribbleInteraction:
         for x, y in rest:
             self.extend_stroke(x, y)
 
-    def undo(self) -> bool:
-        """Remove the last stroke; False when there is none."""
+    def undo(self) -> Stroke | None:
+        """Remove and return the last stroke (None when there is none)."""
         if not self.strokes:
-            return False
-        self.strokes.pop()
+            return None
+        stroke = self.strokes.pop()
         self._canvas.fill(NO_SCRIBBLE)
-        for stroke in self.strokes:
-            draw_segments(self._canvas, stroke.points, stroke.label, stroke.thickness)
-        return True
+        for kept in self.strokes:
+            draw_segments(self._canvas, kept.points, kept.label, kept.thickness)
+        return stroke
+
+    def append_stroke(self, stroke: Stroke) -> None:
+        """Put back a whole stroke (redo)."""
+        self.strokes.append(stroke)
+        draw_segments(self._canvas, stroke.points, stroke.label, stroke.thickness)
 
     def scribble_map(self) -> np.ndarray:
         """(h0, w0) uint8: 255 where nothing is drawn, else the label of the last stroke there."""

@@ -1,0 +1,45 @@
+"""Edit and propagation buttons with the progress bar."""
+
+from __future__ import annotations
+
+from PyQt5.QtCore import Qt
+from PyQt5.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
+
+
+class ActionBar(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.undo = QPushButton("Undo")
+        self.redo = QPushButton("Redo")
+        self.reset = QPushButton("Reset Frame")
+        self.commit = QPushButton("Commit")
+        self.propagate = QPushButton("Propagate")
+        self.cancel = QPushButton("Cancel")
+        self.undo.setToolTip("Undo the last edit on this frame (Ctrl+Z)")
+        self.redo.setToolTip("Redo (Ctrl+Shift+Z or Ctrl+Y)")
+        self.commit.setToolTip("Finish this scribble interaction; the next stroke starts anew")
+        self.propagate.setToolTip("Propagate this frame's mask through the video (Ctrl+Return)")
+        self.cancel.setToolTip("Stop the propagation after the current frame (Esc)")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setMinimumWidth(220)
+        self.progress.setAlignment(Qt.AlignCenter)
+        self.show_idle()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for button in (self.undo, self.redo, self.reset, self.commit):
+            layout.addWidget(button)
+        layout.addStretch(1)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.propagate)
+        layout.addWidget(self.cancel)
+
+    def show_idle(self) -> None:
+        self.progress.setValue(0)
+        self.progress.setFormat("Idle")
+        self.cancel.setEnabled(False)
+
+    def show_progress(self, done: int, total: int) -> None:
+        share = done / max(total, 1)
+        self.progress.setValue(int(100 * share))
+        self.progress.setFormat(f"{done}/{total} frames ({100 * share:.1f}%)")

@@ -1,0 +1,324 @@
+"""The application's state machine: what the person is doing, and who does the work.
+
+Widgets emit intents; the controller turns them into worker jobs and emits state signals that
+widgets render. It never touches a widget and never blocks: jobs run on the worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from PyQt5.QtCore import QObject, Qt, QThread, QTimer, pyqtSignal
+
+from gui.console import Timers
+from gui.display import StrokePreview, compose
+from gui.jobs import (
+    CommitJob,
+    EnterLocalJob,
+    ExportJob,
+    FinishLocalJob,
+    PropagateJob,
+    ResetJob,
+    ShutdownJob,
+    StrokeJob,
+    UndoJob,
+)
+from gui.overlay import minimap_crop
+from gui.worker import InferenceWorker
+from gui.workspace import Workspace
+from interact.local_region import clamp_box
+from util.memory import memory_summary
+
+log = logging.getLogger(__name__)
+
+SCRIBBLE_THICKNESS = 3
+
+
+class AppController(QObject):
+    frame_changed = pyqtSignal(int)
+    object_changed = pyqtSignal(int)
+    mode_changed = pyqtSignal(str)
+    brush_changed = pyqtSignal(int)
+    busy_changed = pyqtSignal(bool)
+    history_changed = pyqtSignal(bool, bool)  # can undo, can redo (current frame)
+    progress_changed = pyqtSignal(int, int)  # done, total
+    display_changed = pyqtSignal()
+    message = pyqtSignal(str)
+    error = pyqtSignal(str)
+    playing_changed = pyqtSignal(bool)
+    status_changed = pyqtSignal(str)
+    local_changed = pyqtSignal(bool)
+    _submit = pyqtSignal(object)
+
+    def __init__(self, workspace: Workspace, s2m_available: bool = True) -> None:
+        super().__init__()
+        self.ws = workspace
+        self.num_objects = workspace.session.num_objects
+        self.num_frames = workspace.session.num_frames
+        self.frame = 0
+        self.object = 1
+        self.mode = "scribble" if s2m_available else "free"
+        self.brush = 3
+        self.overlay = "davis"
+        self.busy = False
+        self.follow = True  # the view follows propagation until the person navigates
+        self.timers = Timers()
+        self._stroke: StrokePreview | None = None
+        self._strokes: list[StrokePreview] = []  # shown scribbles of the live interaction
+        self._cursor: tuple[float, float] | None = None
+        self._selection: list[float] | None = None  # x0, y0, x1, y1 while Ctrl-dragging
+        self.local_box: tuple[int, int, int, int] | None = None  # y0, y1, x0, x1
+        self._thread = QThread()
+        self._thread.setObjectName("inference-worker")
+        self.worker = InferenceWorker(workspace)
+        self.worker.moveToThread(self._thread)
+        self._submit.connect(self.worker.run, Qt.QueuedConnection)
+        self.worker.edited.connect(self._on_edited)
+        self.worker.progress.connect(self._on_progress)
+        self.worker.propagation_finished.connect(self._on_propagation_finished)
+        self.worker.export_finished.connect(self._on_export_finished)
+        self.worker.failed.connect(self._on_failed)
+        self._thread.start()
+        self._play_timer = QTimer(self)
+        self._play_timer.setInterval(40)
+        self._play_timer.timeout.connect(self._play_step)
+        self._status_timer = QTimer(self)
+        self._status_timer.setInterval(2000)
+        self._status_timer.timeout.connect(self._emit_status)
+        self._status_timer.start()
+
+    # ---- what the canvas shows
+    def composed(self) -> np.ndarray:
+        frame = self.ws.session.frames.get(self.frame)
+        local = self.ws.local
+        if self.local_box is not None and local is not None:
+            frame, mask = local.crop_image(frame), local.labels()
+        else:
+            mask = self.ws.session.results.mask(self.frame)
+        strokes = self._strokes + ([self._stroke] if self._stroke else [])
+        radius = self.brush // 2 + 1 if self.mode == "free" else 2
+        return compose(
+            frame, mask, self.overlay, self.num_objects, strokes, self._cursor, radius,
+            self.object, self._selection,
+        )  # fmt: skip
+
+    def minimap(self, image: np.ndarray, zoom_px: int) -> np.ndarray:
+        cx, cy = self._cursor or (image.shape[1] / 2, image.shape[0] / 2)
+        return minimap_crop(image, int(cx), int(cy), zoom_px)
+
+    # ---- navigation
+    def set_frame(self, t: int, from_user: bool = True) -> None:
+        t = int(min(max(t, 0), self.num_frames - 1))
+        if from_user:
+            self.timers.start()
+            self.follow = False
+        if t == self.frame or self.local_box is not None:
+            return
+        self.frame = t
+        self._strokes.clear()
+        self._stroke = None
+        self.frame_changed.emit(t)
+        self._emit_history()
+        self.display_changed.emit()
+
+    def step(self, delta: int) -> None:
+        self.set_frame(self.frame + delta)
+
+    def toggle_play(self) -> None:
+        if self._play_timer.isActive():
+            self._play_timer.stop()
+        else:
+            self._play_timer.start()
+        self.playing_changed.emit(self._play_timer.isActive())
+
+    def _play_step(self) -> None:
+        self.set_frame((self.frame + 1) % self.num_frames)
+
+    # ---- tools
+    def set_object(self, k: int) -> None:
+        if 1 <= k <= self.num_objects and k != self.object:
+            self.object = k
+            self.object_changed.emit(k)
+            self.message.emit(f"Current object changed to {k}!")
+            self.display_changed.emit()
+
+    def set_mode(self, mode: str) -> None:
+        if mode != self.mode:
+            self.mode = mode
+            if mode != "free":
+                self.set_brush(3)
+            self.mode_changed.emit(mode)
+
+    def set_brush(self, size: int) -> None:
+        size = int(min(max(size, 1), 100))
+        if size != self.brush:
+            self.brush = size
+            self.brush_changed.emit(size)
+            self.display_changed.emit()
+
+    def wheel(self, steps: int) -> None:
+        if self.mode == "free":
+            self.set_brush(self.brush + steps)
+        self.display_changed.emit()
+
+    def set_overlay(self, mode: str) -> None:
+        self.overlay = mode
+        self.display_changed.emit()
+
+    # ---- mouse
+    def press(self, x: float, y: float, button: int, ctrl: bool = False) -> None:
+        self.timers.start()
+        self._cursor = (x, y)
+        if self.busy:
+            self.message.emit("Propagating: editing is disabled (Esc cancels).")
+            return
+        if ctrl and button == int(Qt.LeftButton) and self.local_box is None:
+            self._selection = [x, y, x, y]  # choosing a local-control region
+            self.display_changed.emit()
+            return
+        label = self.object if button == int(Qt.LeftButton) else 0
+        thickness = SCRIBBLE_THICKNESS if self.mode == "scribble" else self.brush
+        self._stroke = StrokePreview(label, thickness, [(x, y)])
+        self.display_changed.emit()
+
+    def move(self, x: float, y: float) -> None:
+        self._cursor = (x, y)
+        if self._selection is not None:
+            self._selection[2:] = [x, y]
+        if self._stroke is not None:
+            self._stroke.points.append((x, y))
+        self.display_changed.emit()
+
+    def release(self, x: float, y: float, button: int) -> None:
+        if self._selection is not None:
+            self._enter_local(x, y)
+            return
+        stroke, self._stroke = self._stroke, None
+        if stroke is None:
+            return
+        stroke.points.append((x, y))
+        self.timers.pause_user()
+        if self.mode == "scribble":
+            self._strokes.append(stroke)
+        pts = tuple(stroke.points)
+        self._submit.emit(StrokeJob(self.frame, self.mode, stroke.label, pts, self.brush))
+        self.display_changed.emit()
+
+    # ---- buttons
+    def undo(self, redo: bool = False) -> None:
+        if self.busy:
+            return
+        if not redo and self.mode == "scribble" and self._strokes:
+            self._strokes.pop()
+        self._submit.emit(UndoJob(self.frame, redo))
+
+    def reset_frame(self) -> None:
+        if not self.busy:
+            self._strokes.clear()
+            self._submit.emit(ResetJob(self.frame))
+
+    def commit(self) -> None:
+        self._strokes.clear()
+        self._submit.emit(CommitJob())
+        self.display_changed.emit()
+
+    # ---- local control
+    def _enter_local(self, x: float, y: float) -> None:
+        x0, y0, _, _ = self._selection
+        self._selection = None
+        box = clamp_box(x0, y0, x, y, self.ws.session.frames.size)
+        if box is None:
+            self.message.emit("Local region too small; Ctrl+drag a bigger box.")
+        else:
+            self.local_box = box
+            self._strokes.clear()
+            self._submit.emit(EnterLocalJob(self.frame, box))
+            self.local_changed.emit(True)
+        self.display_changed.emit()
+
+    def finish_local(self) -> None:
+        if self.local_box is not None:
+            self._strokes.clear()
+            self._submit.emit(FinishLocalJob())
+            self.local_box = None
+            self.local_changed.emit(False)
+
+    def propagate(self) -> None:
+        if self.busy or self.local_box is not None:
+            return
+        if self.ws.editor.pending(self.frame) is None:
+            self.message.emit("Cannot propagate: this frame has no new edit. Edit it first.")
+            return
+        self.timers.pause_user()
+        self._strokes.clear()
+        self.busy = True
+        self.follow = True
+        self.worker.cancel.clear()
+        self.busy_changed.emit(True)
+        self.message.emit(f"Propagation started from frame {self.frame}.")
+        self._submit.emit(PropagateJob(self.frame))
+
+    def cancel(self) -> None:
+        if self.busy:
+            self.worker.cancel.set()  # read by the worker between frames
+            self.message.emit("Cancelling...")
+
+    def export(self, kind: str, path: str) -> None:
+        self.worker.cancel.clear()
+        self.message.emit(f"Exporting {kind} to {path}...")
+        self._submit.emit(ExportJob(kind, path))
+
+    # ---- worker results
+    def _on_edited(self, t: int, what: str) -> None:
+        self.timers.resume_user()
+        if what:
+            self.message.emit(what)
+        if t == self.frame:
+            if self.mode == "free":
+                self._strokes.clear()
+            self._emit_history()
+            self.display_changed.emit()
+
+    def _on_progress(self, t: int, done: int, total: int) -> None:
+        self.progress_changed.emit(done, total)
+        if self.follow:
+            self.set_frame(t, from_user=False)
+        elif t == self.frame:
+            self.display_changed.emit()
+
+    def _on_propagation_finished(self, t: int, cancelled: bool) -> None:
+        self.busy = False
+        self.timers.resume_user()
+        self.busy_changed.emit(False)
+        self.message.emit("Propagation cancelled." if cancelled else "Propagation finished!")
+        self._emit_history()
+        self.display_changed.emit()
+
+    def _on_export_finished(self, what: str) -> None:
+        self.message.emit(what)
+
+    def _on_failed(self, what: str) -> None:
+        self.timers.resume_user()
+        self.error.emit(what)
+        self.display_changed.emit()
+
+    def _emit_history(self) -> None:
+        local = self.ws.local
+        editor, t = (local.editor, 0) if local is not None else (self.ws.editor, self.frame)
+        self.history_changed.emit(editor.can_undo(t), editor.can_redo(t))
+
+    def _emit_status(self) -> None:
+        self.status_changed.emit(memory_summary(self.ws.session.device))
+
+    # ---- shutdown
+    def shutdown(self, timeout_ms: int = 30000) -> None:
+        """Stop the worker (cancelling a propagation) and write every pending mask."""
+        self._play_timer.stop()
+        self._status_timer.stop()
+        self.worker.cancel.set()
+        # Queued edits still run (nothing the person did is dropped); then the thread stops.
+        self._submit.emit(ShutdownJob())
+        self._thread.wait(timeout_ms)
+        if self.ws.writer is not None:
+            self.ws.writer.close()

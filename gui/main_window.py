@@ -1,0 +1,167 @@
+"""The main window: lays out the widgets and wires their intents to the controller."""
+
+from __future__ import annotations
+
+from PyQt5.QtWidgets import (
+    QAction,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.action_bar import ActionBar
+from gui.canvas import Canvas
+from gui.console import Console
+from gui.controller import AppController
+from gui.minimap import Minimap
+from gui.object_panel import ObjectPanel
+from gui.shortcuts import install_shortcuts, show_help
+from gui.timeline import Timeline
+from gui.tool_panel import ToolPanel
+
+EXPORTS = (
+    ("binary", "Binary masks per object (PNG)...", "folder"),
+    ("soft", "Soft alpha mattes per object (PNG)...", "folder"),
+    ("video", "Overlay video (MP4)...", "MP4 video (*.mp4)"),
+    ("coco", "COCO RLE annotations (JSON)...", "JSON (*.json)"),
+)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, controller: AppController, title: str = "MiVOS") -> None:
+        super().__init__()
+        self.c = controller
+        self.setWindowTitle(title)
+        self.canvas = Canvas()
+        self.minimap = Minimap()
+        self.objects = ObjectPanel(controller.num_objects)
+        self.tools = ToolPanel()
+        self.timeline = Timeline(controller.num_frames)
+        self.actions_bar = ActionBar()
+        self.console = Console(controller.timers)
+        self.memory = QLabel()
+        self._build_layout()
+        self._build_menu()
+        self._connect()
+        self._shortcuts = install_shortcuts(self, controller)
+        self.tools.show_mode(controller.mode)
+        self.tools.radios["scribble"].setEnabled(controller.mode == "scribble")
+        self.objects.show_current(controller.object)
+        self.resize(1280, 800)
+        self.refresh()
+        self.console.log("Initialized.")
+
+    def _build_layout(self) -> None:
+        side = QVBoxLayout()
+        side.addWidget(self.minimap)
+        side.addWidget(self.objects)
+        side.addWidget(self.tools)
+        side.addWidget(self.console, 1)
+        side.addWidget(self.memory)
+        top = QHBoxLayout()
+        top.addWidget(self.canvas, 4)
+        top.addLayout(side, 1)
+        root = QVBoxLayout()
+        root.addLayout(top, 1)
+        root.addWidget(self.timeline)
+        root.addWidget(self.actions_bar)
+        central = QWidget()
+        central.setLayout(root)
+        self.setCentralWidget(central)
+
+    def _build_menu(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        export_menu = file_menu.addMenu("&Export")
+        for kind, label, target in EXPORTS:
+            action = QAction(label, self)
+            action.triggered.connect(lambda _, k=kind, t=target: self._ask_export(k, t))
+            export_menu.addAction(action)
+        quit_action = QAction("&Quit", self)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        help_action = QAction("&Shortcuts", self)
+        help_action.setShortcut("F1")
+        help_action.triggered.connect(lambda: show_help(self, self.c))
+        self.menuBar().addMenu("&Help").addAction(help_action)
+
+    def _connect(self) -> None:
+        c = self.c
+        self.canvas.pressed.connect(c.press)
+        self.canvas.moved.connect(c.move)
+        self.canvas.released.connect(c.release)
+        self.canvas.wheel_steps.connect(c.wheel)
+        self.objects.object_selected.connect(c.set_object)
+        self.tools.mode_changed.connect(c.set_mode)
+        self.tools.brush_changed.connect(c.set_brush)
+        self.tools.overlay_changed.connect(c.set_overlay)
+        self.timeline.frame_requested.connect(c.set_frame)
+        self.timeline.play_toggled.connect(c.toggle_play)
+        bar = self.actions_bar
+        bar.undo.clicked.connect(lambda: c.undo())
+        bar.redo.clicked.connect(lambda: c.undo(redo=True))
+        bar.reset.clicked.connect(c.reset_frame)
+        bar.commit.clicked.connect(c.commit)
+        bar.propagate.clicked.connect(c.propagate)
+        bar.cancel.clicked.connect(c.cancel)
+        c.display_changed.connect(self.refresh)
+        c.frame_changed.connect(self.timeline.show_frame)
+        c.object_changed.connect(self.objects.show_current)
+        c.mode_changed.connect(self.tools.show_mode)
+        c.brush_changed.connect(self.tools.show_brush)
+        c.playing_changed.connect(self.timeline.show_playing)
+        c.busy_changed.connect(self._show_busy)
+        c.history_changed.connect(self._show_history)
+        c.progress_changed.connect(bar.show_progress)
+        c.message.connect(self.console.log)
+        c.error.connect(self._show_error)
+        c.status_changed.connect(self.memory.setText)
+        c.local_changed.connect(self._show_local)
+        self.minimap.finish_local.clicked.connect(c.finish_local)
+        self._show_history(False, False)
+
+    def refresh(self) -> None:
+        image = self.c.composed()
+        self.canvas.set_image(image)
+        self.minimap.show_crop(self.c.minimap(image, self.minimap.zoom_px))
+
+    def _show_busy(self, busy: bool) -> None:
+        bar = self.actions_bar
+        for widget in (bar.undo, bar.redo, bar.reset, bar.commit, bar.propagate, self.tools):
+            widget.setEnabled(not busy)
+        bar.cancel.setEnabled(busy)
+        if not busy:
+            bar.show_idle()
+            self._show_history(*self._history)
+
+    def _show_local(self, local: bool) -> None:
+        self.minimap.finish_local.setEnabled(local)
+        for widget in (self.timeline, self.actions_bar.propagate, self.minimap.zoom_in,
+                       self.minimap.zoom_out):  # fmt: skip
+            widget.setEnabled(not local)
+
+    def _show_history(self, can_undo: bool, can_redo: bool) -> None:
+        self._history = (can_undo, can_redo)
+        if not self.c.busy:
+            self.actions_bar.undo.setEnabled(can_undo)
+            self.actions_bar.redo.setEnabled(can_redo)
+
+    def _show_error(self, text: str) -> None:
+        self.console.log(f"Error: {text}")
+        QMessageBox.warning(self, "MiVOS", text)
+
+    def _ask_export(self, kind: str, target: str) -> None:
+        if target == "folder":
+            path = QFileDialog.getExistingDirectory(self, "Export to folder")
+        else:
+            path, _ = QFileDialog.getSaveFileName(self, "Export to file", "", target)
+        if path:  # a cancelled dialog writes nothing
+            self.c.export(kind, path)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.console.log("Saving every mask before closing...")
+        self.c.shutdown()
+        event.accept()

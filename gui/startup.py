@@ -1,0 +1,137 @@
+"""Building a workspace from the command line: inputs, weights, masks, output folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gui.workspace import Workspace
+from inference_core.config import InferenceConfig
+from inference_core.frames import FrameSource, open_frames
+from inference_core.mask_matching import match_masks_to_frames
+from inference_core.mask_writer import MaskWriter
+from inference_core.session import Session
+from interact.frame_editor import FrameEditor
+from model.build import Networks, load_fusion_net, load_prop_net, load_s2m
+from util.mask_io import list_mask_files, read_index_mask
+
+log = logging.getLogger(__name__)
+
+SESSION_FILE = ".mivos_session.json"  # beside the masks: what a resume needs besides them
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_VIDEO = REPO / "examples" / "example.mp4"
+
+
+@dataclass(frozen=True)
+class StartupOptions:
+    video: str | None
+    images: str | None
+    masks: str | None
+    output: str | None
+    num_objects: int | None
+    resolution: int
+    mem_freq: int
+    amp: bool
+    prop_model: str
+    fusion_model: str
+    s2m_model: str | None
+
+
+class MissingWeights(FileNotFoundError):
+    def __init__(self, missing: list[tuple[str, str]]) -> None:
+        self.missing = missing  # (path, what it is)
+        lines = "\n".join(f"  {path}  ({what})" for path, what in missing)
+        super().__init__(
+            f"Missing model weights:\n{lines}\nDownload them with:  python download_model.py"
+        )
+
+
+def input_source(opts: StartupOptions) -> tuple[str | None, str | None]:
+    """(video, images); the bundled example when neither is given (rendered if missing)."""
+    if opts.video or opts.images:
+        return (None, opts.images) if opts.images else (opts.video, None)
+    if not EXAMPLE_VIDEO.is_file():
+        from examples.make_example import render_example  # generated on first use
+
+        render_example(EXAMPLE_VIDEO)
+    return str(EXAMPLE_VIDEO), None
+
+
+def default_output(video: str | None, images: str | None) -> Path:
+    """A workspace folder beside the input: clip.mp4 -> clip_masks/, frames/ -> frames_masks/."""
+    source = Path(video or images).resolve()
+    stem = source.stem if video else source.name
+    return source.parent / f"{stem}_masks"
+
+
+def check_weights(opts: StartupOptions) -> bool:
+    """Raise MissingWeights for required files; returns whether S2M (scribbles) is available."""
+    required = [(opts.prop_model, "propagation, stcn.pth"), (opts.fusion_model, "fusion")]
+    missing = [(p, what) for p, what in required if not Path(p).is_file()]
+    if missing:
+        raise MissingWeights(missing)
+    if opts.s2m_model and Path(opts.s2m_model).is_file():
+        return True
+    log.warning("%s not found: scribbles are disabled (brush only)", opts.s2m_model)
+    return False
+
+
+def _saved_object_count(folder: Path) -> int | None:
+    try:
+        return int(json.loads((folder / SESSION_FILE).read_text(encoding="utf-8"))["num_objects"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _save_session_info(folder: Path, num_objects: int, source: str) -> None:
+    tmp = folder / f"{SESSION_FILE}.tmp"
+    tmp.write_text(json.dumps({"num_objects": num_objects, "source": source}), encoding="utf-8")
+    os.replace(tmp, folder / SESSION_FILE)
+
+
+def _existing_masks(folder: Path, frames: FrameSource) -> dict[int, np.ndarray]:
+    files = match_masks_to_frames(list_mask_files(folder), frames.names)
+    return {t: read_index_mask(path, size=frames.size) for t, path in files.items()}
+
+
+def build_workspace(opts: StartupOptions, device: torch.device) -> tuple[Workspace, bool]:
+    """Everything the GUI needs; errors name the file at fault."""
+    has_s2m = check_weights(opts)
+    video, images = input_source(opts)
+    output = Path(opts.output) if opts.output else default_output(video, images)
+    output.mkdir(parents=True, exist_ok=True)
+    frames = open_frames(video, images, opts.resolution, cache_dir=output / ".frames")
+    # --masks imports masks; without it, masks already in the output folder resume the session.
+    mask_dir = Path(opts.masks) if opts.masks else output
+    if opts.masks and not mask_dir.is_dir():
+        raise FileNotFoundError(f"{mask_dir}: mask folder not found")
+    masks = _existing_masks(mask_dir, frames) if mask_dir.is_dir() else {}
+    found = max((int(m.max()) for m in masks.values()), default=0)
+    saved = _saved_object_count(mask_dir) if mask_dir.is_dir() else None
+    num_objects = opts.num_objects or max(found, saved or 0, 1)
+    if found > num_objects:
+        raise ValueError(
+            f"{mask_dir}: masks hold object id {found} but --num_objects is {num_objects}"
+        )
+    nets = Networks(
+        prop=load_prop_net(opts.prop_model, device),
+        fusion=load_fusion_net(opts.fusion_model, device),
+        s2m=load_s2m(opts.s2m_model, device) if has_s2m else None,
+        device=device,
+    )
+    cfg = InferenceConfig(mem_freq=opts.mem_freq, amp=opts.amp)
+    session = Session(nets, frames, num_objects, cfg)
+    editor = FrameEditor(num_objects, frames.size, session.pad, nets.s2m)
+    _save_session_info(output, num_objects, str(Path(video or images).resolve()))
+    workspace = Workspace(session, editor, output=output)
+    workspace.import_masks(masks)
+    workspace.writer = MaskWriter(output, frames.names, workspace.labels_at_source)
+    log.info("output folder: %s (%d masks imported)", output, len(masks))
+    return workspace, has_s2m

@@ -1,0 +1,93 @@
+"""The one thread that runs networks: interactions, propagation and exports.
+
+Jobs arrive through a queued signal, in order. Grad mode and autocast are thread-local, so the
+worker enters the inference context itself, per job. Cancel is a threading.Event the GUI sets
+directly: a queued signal would wait until propagation ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from PyQt5.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
+
+from gui.jobs import (
+    CommitJob,
+    EnterLocalJob,
+    ExportJob,
+    FinishLocalJob,
+    PropagateJob,
+    ResetJob,
+    ShutdownJob,
+    StrokeJob,
+    UndoJob,
+)
+from gui.workspace import Workspace
+from util.device import inference_context
+
+log = logging.getLogger(__name__)
+
+
+class InferenceWorker(QObject):
+    edited = pyqtSignal(int, str)  # frame, what happened
+    progress = pyqtSignal(int, int, int)  # frame just finished, done, total
+    propagation_finished = pyqtSignal(int, bool)  # frame propagated from, cancelled
+    export_finished = pyqtSignal(str)  # message
+    failed = pyqtSignal(str)
+
+    def __init__(self, workspace: Workspace) -> None:
+        super().__init__()
+        self.ws = workspace
+        self.cancel = threading.Event()
+
+    @pyqtSlot(object)
+    def run(self, job: object) -> None:
+        try:
+            with inference_context(self.ws.session.device, self.ws.session.cfg.amp):
+                self._dispatch(job)
+        except Exception as exc:  # noqa: BLE001 - report at the thread boundary, keep running
+            log.exception("job %r failed", job)
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
+            if isinstance(job, PropagateJob):
+                self.propagation_finished.emit(job.frame, True)
+
+    def _dispatch(self, job: object) -> None:
+        ws = self.ws
+        if isinstance(job, StrokeJob):
+            ws.apply_stroke(job.frame, job.mode, job.label, list(job.points), job.brush)
+            self.edited.emit(
+                job.frame, f"Interaction {job.mode.capitalize()} at frame {job.frame}."
+            )
+        elif isinstance(job, UndoJob):
+            changed = ws.redo(job.frame) if job.redo else ws.undo(job.frame)
+            what = "Redo" if job.redo else "Undo"
+            self.edited.emit(job.frame, f"{what} at frame {job.frame}." if changed else "")
+        elif isinstance(job, ResetJob):
+            ws.reset_frame(job.frame)
+            self.edited.emit(job.frame, f"Frame {job.frame} reset.")
+        elif isinstance(job, ShutdownJob):
+            QThread.currentThread().quit()
+        elif isinstance(job, EnterLocalJob):
+            ws.enter_local(job.frame, job.box)
+            self.edited.emit(job.frame, "Entered local control.")
+        elif isinstance(job, FinishLocalJob):
+            self.edited.emit(ws.finish_local(), "Finished local control.")
+        elif isinstance(job, CommitJob):
+            ws.editor.end_interaction()
+        elif isinstance(job, PropagateJob):
+            self._propagate(job.frame)
+        elif isinstance(job, ExportJob):
+            self.export_finished.emit(ws.export(job.kind, job.path, self.cancel))
+        else:
+            raise TypeError(f"unknown job {job!r}")
+
+    def _propagate(self, t: int) -> None:
+        order = self.ws.begin_propagation(t)
+        done = 0
+        for frame in self.ws.session.propagate(t, self.cancel):
+            done += 1
+            self.ws.frame_propagated(frame)
+            self.progress.emit(frame, done, len(order))
+        self.ws.end_propagation()
+        self.propagation_finished.emit(t, self.cancel.is_set())

@@ -1,0 +1,54 @@
+"""MiVOS interactive video object segmentation: the desktop application.
+
+python interactive_gui.py [--video PATH | --images DIR] [--masks DIR] [--output DIR] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Interactive video object segmentation (MiVOS/STCN).")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--video", help="a video file (default: the bundled example)")
+    src.add_argument("--images", help="a folder of frames: jpg/png/bmp/tif, natural sort")
+    p.add_argument("--masks", help="import index PNGs (any size) from this folder / resume")
+    p.add_argument("--output", help="where masks are saved (default: <input>_masks beside it)")
+    p.add_argument("--num_objects", type=int, help="default: max id in the masks, else 1")
+    p.add_argument("--resolution", type=int, default=480, help="shorter side; -1 = original")
+    p.add_argument("--mem_freq", "--mem_every", dest="mem_freq", type=int, default=5,
+                   help="a propagated frame joins memory every N frames")  # fmt: skip
+    p.add_argument("--mem_profile", type=int, default=0, help="accepted for compatibility")
+    p.add_argument("--no_amp", action="store_true", help="no fp16 autocast on CUDA")
+    p.add_argument("--device", default="auto", help="auto | cuda | mps | cpu")
+    p.add_argument("--prop_model", default="saves/stcn.pth")
+    p.add_argument("--fusion_model", default="saves/fusion_stcn.pth")
+    p.add_argument("--s2m_model", default="saves/s2m.pth")
+    p.add_argument("--fbrs_model", default="saves/fbrs.pth", help="clicks (not available yet)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    from PyQt5.QtWidgets import QApplication, QMessageBox
+
+    from gui.app import open_main_window
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    try:
+        window = open_main_window(args)
+    except Exception as exc:  # noqa: BLE001 - any start-up failure is one dialog, not a traceback
+        logging.getLogger("mivos").debug("start-up failed", exc_info=True)
+        QMessageBox.critical(None, "MiVOS cannot start", str(exc))
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    window.show()
+    return app.exec_()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
