@@ -1,21 +1,23 @@
 """Frame sources: lazy, resized to the working resolution once, bounded in memory.
 
-A source gives (H, W, 3) uint8 RGB frames at the working size. Nothing decodes the whole video
-at open: image folders decode on demand behind an LRU; videos decode sequentially (random seeks
-in compressed video are unreliable) into a JPEG cache folder, reused on reopen.
+A source gives (H, W, 3) uint8 RGB frames at the working size. Image folders decode on demand
+behind an LRU. Videos decode sequentially (random seeks in compressed video are unreliable)
+into a JPEG cache folder that an explicit `cache_dir` keeps for the next open.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import shutil
 import tempfile
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -26,6 +28,10 @@ from util.natural_sort import natural_key
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+# What Pillow raises for unreadable, truncated or corrupt files and absurd dimensions.
+_PIL_ERRORS = (
+    UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+)  # fmt: skip
 
 
 class FrameReadError(ValueError):
@@ -37,6 +43,8 @@ class FrameReadError(ValueError):
 
 
 class FrameSource(Protocol):
+    """T frames at one working size; `get` returns a fresh array the caller may modify."""
+
     def __len__(self) -> int: ...
 
     @property
@@ -49,20 +57,21 @@ class FrameSource(Protocol):
 
     @property
     def names(self) -> list[str]:
-        """Per-frame output stem."""
+        """Per-frame output stem: the image file stem, or f"{t:05d}" for a video."""
 
     def get(self, t: int) -> np.ndarray:
-        """(H, W, 3) uint8 RGB at the working size."""
+        """(H, W, 3) uint8 RGB at the working size, C-contiguous; IndexError if out of range."""
 
 
 def working_size(height: int, width: int, resolution: int | None) -> tuple[int, int]:
     """Scale so the shorter side is `resolution` (integer arithmetic, as the original).
 
-    None or a negative resolution keeps the input size.
+    None or a negative resolution keeps the input size, and so does a resolution above the
+    input's shorter side: upscaling adds no detail, only computation.
     """
-    if resolution is None or resolution < 0:
-        return height, width
     short = min(height, width)
+    if resolution is None or resolution < 0 or resolution >= short:
+        return height, width
     return height * resolution // short, width * resolution // short
 
 
@@ -89,7 +98,8 @@ class _LRU:
                 self._items.popitem(last=False)
 
     def __len__(self) -> int:
-        return len(self._items)
+        with self._lock:
+            return len(self._items)
 
 
 def _check_index(t: int, length: int) -> None:
@@ -113,7 +123,7 @@ class ArrayFrames:
 
     @property
     def size(self) -> tuple[int, int]:
-        return tuple(self._frames.shape[1:3])
+        return self._frames.shape[1], self._frames.shape[2]
 
     @property
     def source_size(self) -> tuple[int, int]:
@@ -125,41 +135,60 @@ class ArrayFrames:
 
     def get(self, t: int) -> np.ndarray:
         _check_index(t, len(self))
-        return np.ascontiguousarray(self._frames[t])
+        return np.array(self._frames[t], order="C")  # a copy: callers may draw on it
 
 
 def _to_rgb8(image: Image.Image) -> np.ndarray:
-    """Any PIL image -> (H, W, 3) uint8: 16/32-bit scaled down, alpha dropped, palette expanded."""
+    """Any PIL image -> (H, W, 3) uint8: 16-bit scaled down, alpha dropped, palette expanded."""
     if image.mode.startswith("I"):
+        # 'I;16*' and 'I' (how older Pillow opens 16-bit PNGs) hold 0..65535. A fixed scale, not
+        # each frame's own maximum, so brightness does not flicker from frame to frame.
         values = np.asarray(image, dtype=np.float64)
-        # 16-bit images span 0..65535; 32-bit integer images are scaled by their own maximum.
-        top = 65535.0 if image.mode.startswith("I;16") else max(values.max(initial=0), 255.0)
-        gray = np.clip(np.round(values * (255.0 / top)), 0, 255).astype(np.uint8)
+        gray = np.clip(np.round(values * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-class ImageFolderFrames:
-    """A folder of images in natural order, decoded on demand (LRU of `cache_size` frames)."""
-
-    def __init__(self, folder: str | Path, resolution: int | None = 480, cache_size: int = 64):
-        folder = Path(folder)
-        if not folder.exists():
-            raise FrameReadError(folder, "folder not found")
-        if not folder.is_dir():
-            raise FrameReadError(folder, "is not a folder")
+def _list_images(folder: Path) -> list[Path]:
+    if not folder.exists():
+        raise FrameReadError(folder, "folder not found")
+    if not folder.is_dir():
+        raise FrameReadError(folder, "is not a folder")
+    try:
         files = [
             p for p in folder.iterdir()
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+            if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
         ]  # fmt: skip
-        if not files:
-            raise FrameReadError(folder, "contains no images (.jpg/.png/.bmp/.tif)")
-        self.files = sorted(files, key=lambda p: natural_key(p.name))
+    except OSError as exc:
+        raise FrameReadError(folder, f"cannot be listed ({exc.strerror or exc})") from exc
+    if not files:
+        raise FrameReadError(folder, "contains no images (.jpg/.png/.bmp/.tif)")
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def _unique_stems(files: list[Path]) -> list[str]:
+    """File stems, except that "a.jpg" and "a.png" keep their suffix so no output overwrites."""
+    counts = Counter(p.stem for p in files)
+    return [p.name if counts[p.stem] > 1 else p.stem for p in files]
+
+
+class ImageFolderFrames:
+    """A folder of images in natural order, decoded on demand (LRU of `cache_size` frames).
+
+    Opening reads the first image's header only. Images of another size than the first are
+    resized to the working size too (with one warning).
+    """
+
+    def __init__(
+        self, folder: str | Path, resolution: int | None = 480, cache_size: int = 64
+    ) -> None:
+        self.files = _list_images(Path(folder))
+        self._names = _unique_stems(self.files)
         try:
-            with Image.open(self.files[0]) as first:  # reads the header only
+            with Image.open(self.files[0]) as first:  # parses the header, decodes no pixels
                 width, height = first.size
-        except (UnidentifiedImageError, OSError) as exc:
-            raise FrameReadError(self.files[0], "is not a readable image") from exc
+        except _PIL_ERRORS as exc:
+            raise FrameReadError(self.files[0], f"is not a readable image ({exc})") from exc
         self._source_size = (height, width)
         self._size = working_size(height, width, resolution)
         self._cache = _LRU(cache_size)
@@ -178,40 +207,59 @@ class ImageFolderFrames:
 
     @property
     def names(self) -> list[str]:
-        return [p.stem for p in self.files]
+        return list(self._names)
 
     def get(self, t: int) -> np.ndarray:
         _check_index(t, len(self))
         frame = self._cache.get(t)
         if frame is None:
+            # Decoded outside any lock: two threads may rarely decode the same frame twice,
+            # which is cheaper than serialising every decode.
             frame = self._decode(self.files[t])
             self._cache.put(t, frame)
-        return frame
+        return frame.copy()  # the cached array must not be drawn on by callers
 
     def _decode(self, path: Path) -> np.ndarray:
         try:
             with Image.open(path) as image:
                 image.load()
-                expected = (self._source_size[1], self._source_size[0])
-                if image.size != expected and not self._warned_size:
-                    log.warning("%s: size %s differs from the first frame's %s; resizing",
-                                path, image.size, expected)  # fmt: skip
-                    self._warned_size = True
+                self._warn_if_resized(path, image.size)
                 rgb = _to_rgb8(image)
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            raise FrameReadError(path, "is not a readable image (corrupt or truncated?)") from exc
+        except _PIL_ERRORS as exc:
+            raise FrameReadError(path, f"is not a readable image ({exc})") from exc
         h, w = self._size
         if rgb.shape[:2] != (h, w):
-            rgb = np.asarray(Image.fromarray(rgb).resize((w, h), Image.BICUBIC))
+            rgb = np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.BICUBIC))
         return np.ascontiguousarray(rgb)
+
+    def _warn_if_resized(self, path: Path, size_wh: tuple[int, int]) -> None:
+        expected = (self._source_size[1], self._source_size[0])
+        if size_wh != expected and not self._warned_size:
+            self._warned_size = True
+            log.warning(
+                "%s: size %sx%s differs from the first frame's %sx%s; resizing it",
+                path, *size_wh, *expected,
+            )  # fmt: skip
+
+
+def _frame_count(capture: Any) -> int:
+    """The container's frame count estimate, or -1 when it has none (NaN, <= 0, absurd)."""
+    value = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    if not math.isfinite(value) or value <= 0 or value > 1e9:
+        return -1
+    return int(value)
 
 
 class VideoFrames:
-    """A video decoded once, in order, into a JPEG cache folder; frames served from there.
+    """A video decoded once, in order, into JPEG files (quality 95) named f"{t:05d}.jpg".
 
-    Clips up to `eager_limit` frames (by the container's estimate) are decoded at open so the
-    length is exact; longer ones decode lazily as frames are requested (the length is then the
-    container's estimate until the decoder reaches the end).
+    Clips whose container says <= `eager_limit` frames (or says nothing) are decoded at open, so
+    the length is exact. Longer ones decode lazily, forward up to the frame asked for; their
+    length is the container's estimate until the decoder reaches the end, when it becomes the
+    decoded count (frames past the real end then raise IndexError). Frames are always served
+    from the JPEGs, so a frame reads the same before and after eviction or a reopen. A temporary
+    cache folder is removed on close(); an explicit `cache_dir` is kept and reused on reopen
+    when its meta.json matches the source file and the working size.
     """
 
     def __init__(
@@ -222,36 +270,48 @@ class VideoFrames:
         eager_limit: int = 2000,
         cache_size: int = 64,
     ) -> None:
-        path = Path(path)
-        if not path.is_file():
-            raise FrameReadError(path, "video file not found")
-        self.path = path
-        self._capture = cv2.VideoCapture(str(path))
-        if not self._capture.isOpened():
-            raise FrameReadError(path, "is not a video OpenCV can read")
-        width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-        height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        estimate = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.path = Path(path)
         self._owns_cache = cache_dir is None
-        self.cache_dir = Path(cache_dir or tempfile.mkdtemp(prefix="mivos-frames-"))
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.cache_dir: Path | None = None
         self._lock = threading.RLock()
+        self._ram = _LRU(cache_size)
         self._decoded = 0  # frames 0..decoded-1 are in the cache folder
         self._finished = False
+        self._closed = False
+        if not self.path.is_file():
+            raise FrameReadError(self.path, "video file not found")
+        self._capture = cv2.VideoCapture(str(self.path))
+        if not self._capture.isOpened():
+            raise FrameReadError(self.path, "is not a video OpenCV can read")
+        try:
+            self._open(resolution, cache_dir, eager_limit)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, resolution: int | None, cache_dir: str | Path | None, eager: int) -> None:
+        estimate = _frame_count(self._capture)
+        # The first decoded frame, not the container's width/height properties, gives the size:
+        # those can be missing or disagree with rotation applied by the decoder.
+        ok, first = self._capture.read()
+        if not ok or first is None:
+            raise FrameReadError(self.path, "has no frames")
+        height, width = first.shape[:2]
         self._source_size = (height, width)
         self._size = working_size(height, width, resolution)
-        self._length = max(estimate, 0)
-        self._ram = _LRU(cache_size)
-        if not self._reuse_cache():
-            if estimate <= 0 or estimate <= eager_limit:
-                self.prefetch_all()
-        if self._length == 0 or (height <= 0 or width <= 0):
-            self._ensure(0)
-            if self._length == 0:
-                raise FrameReadError(path, "has no frames")
+        self._length = max(estimate, 1)
+        self.cache_dir = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="mivos-"))
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        if self._reuse_cache():
+            self._capture.release()
+            return
+        # Decoding overwrites the folder; a stale meta.json must not vouch for half of it.
+        (self.cache_dir / "meta.json").unlink(missing_ok=True)
+        self._store(first)
+        if estimate <= eager:
+            self.prefetch_all()
 
-    # The cache folder is reused when the same file at the same size was fully decoded before.
-    def _meta(self) -> dict:
+    def _meta(self) -> dict[str, Any]:
         stat = self.path.stat()
         return {
             "source": str(self.path.resolve()), "bytes": stat.st_size, "mtime": stat.st_mtime,
@@ -259,6 +319,7 @@ class VideoFrames:
         }  # fmt: skip
 
     def _reuse_cache(self) -> bool:
+        """Adopt an explicit cache folder holding this video fully decoded at this size."""
         meta_file = self.cache_dir / "meta.json"
         if self._owns_cache or not meta_file.is_file():
             return False
@@ -266,7 +327,7 @@ class VideoFrames:
             meta = json.loads(meta_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return False
-        count = meta.pop("frames", None)
+        count = meta.pop("frames", None) if isinstance(meta, dict) else None
         if meta != self._meta() or not isinstance(count, int) or count <= 0:
             return False
         if not (self.cache_dir / f"{count - 1:05d}.jpg").is_file():
@@ -291,19 +352,31 @@ class VideoFrames:
         return [f"{t:05d}" for t in range(len(self))]
 
     def get(self, t: int) -> np.ndarray:
+        if self._closed:
+            raise FrameReadError(self.path, "the frame source is closed")
         _check_index(t, len(self))
         frame = self._ram.get(t)
-        if frame is not None:
-            return frame
-        self._ensure(t)
-        if t >= self._length:
-            raise IndexError(f"frame {t} is past the end of {self.path} ({self._length} frames)")
-        bgr = cv2.imread(str(self.cache_dir / f"{t:05d}.jpg"), cv2.IMREAD_COLOR)
+        if frame is None:
+            self._ensure(t)
+            if t >= self._length:  # the container over-estimated the length
+                raise IndexError(f"frame {t} is past the end of {self.path} ({len(self)} frames)")
+            frame = self._load(t)
+            self._ram.put(t, frame)
+        return frame.copy()  # the cached array must not be drawn on by callers
+
+    def _jpeg(self, t: int) -> Path:
+        return self.cache_dir / f"{t:05d}.jpg"
+
+    def _load(self, t: int) -> np.ndarray:
+        # np.fromfile + imdecode rather than imread: works with non-ASCII paths on every OS.
+        path = self._jpeg(t)
+        try:
+            bgr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
+        except OSError as exc:
+            raise FrameReadError(path, f"cached frame cannot be read ({exc})") from exc
         if bgr is None:
-            raise FrameReadError(self.cache_dir / f"{t:05d}.jpg", "cached frame is unreadable")
-        frame = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        self._ram.put(t, frame)
-        return frame
+            raise FrameReadError(path, "cached frame is corrupt")
+        return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
 
     def _ensure(self, t: int) -> None:
         """Decode forward until frame t is cached (or the video ends)."""
@@ -313,21 +386,25 @@ class VideoFrames:
 
     def _decode_next(self) -> None:
         ok, bgr = self._capture.read()
-        if not ok or bgr is None:
-            self._finished = True
-            self._length = self._decoded
-            self._capture.release()
-            if not self._owns_cache:
-                meta = {**self._meta(), "frames": self._decoded}
-                (self.cache_dir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        if ok and bgr is not None:
+            self._store(bgr)
             return
+        self._finished = True
+        self._length = self._decoded
+        self._capture.release()
+        if not self._owns_cache and self._decoded > 0:
+            meta = {**self._meta(), "frames": self._decoded}
+            (self.cache_dir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+
+    def _store(self, bgr: np.ndarray) -> None:
+        """Resize one decoded BGR frame to the working size and write it as the next JPEG."""
         h, w = self._size
         if bgr.shape[:2] != (h, w):
             bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_CUBIC)
-        t = self._decoded
-        # Frames are always served from the JPEG, so a frame reads the same before and after
-        # eviction or a reopen.
-        cv2.imwrite(str(self.cache_dir / f"{t:05d}.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        if not ok:
+            raise FrameReadError(self.path, f"frame {self._decoded} could not be JPEG-encoded")
+        self._jpeg(self._decoded).write_bytes(data.tobytes())
         self._decoded += 1
         self._length = max(self._length, self._decoded)
 
@@ -340,23 +417,25 @@ class VideoFrames:
                     progress(self._decoded, self._length)
 
     def close(self) -> None:
+        """Release the decoder and remove a temporary cache folder; idempotent."""
         with self._lock:
-            if self._capture.isOpened():
-                self._capture.release()
-            if self._owns_cache:
+            self._closed = True
+            capture = getattr(self, "_capture", None)
+            if capture is not None:
+                capture.release()
+            if self._owns_cache and self.cache_dir is not None:
                 shutil.rmtree(self.cache_dir, ignore_errors=True)
 
     def __enter__(self) -> VideoFrames:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __del__(self) -> None:
-        try:
+        # Garbage collection also runs at interpreter shutdown, when anything may be torn down.
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown; nothing to report to
-            pass
 
 
 def open_frames(
@@ -365,7 +444,8 @@ def open_frames(
     resolution: int | None = 480,
     cache_dir: str | Path | None = None,
 ) -> FrameSource:
-    """Open exactly one of a video file or an image folder."""
+    """Open exactly one of a video file or an image folder ("" counts as not given)."""
+    video, images = video or None, images or None
     if (video is None) == (images is None):
         raise ValueError("give exactly one of a video file or an image folder")
     if images is not None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 import inference_core.frames as frames_mod
 from inference_core.frames import (
+    ArrayFrames,
     FrameReadError,
     ImageFolderFrames,
     VideoFrames,
@@ -17,6 +21,7 @@ from inference_core.frames import (
 )
 
 H, W, T = 96, 128, 12
+_REAL_CAPTURE = cv2.VideoCapture
 
 
 def _frame(t: int) -> np.ndarray:
@@ -31,14 +36,50 @@ def _square_x(frame: np.ndarray) -> float:
     return float(cols.mean())
 
 
+def _assert_is_frame(frame: np.ndarray, t: int) -> None:
+    assert frame.shape == (H, W, 3) and frame.dtype == np.uint8 and frame.flags.c_contiguous
+    assert np.abs(frame.astype(int) - _frame(t)).mean() < 10
+    assert _square_x(frame) == pytest.approx(_square_x(_frame(t)), abs=1.5)
+
+
 @pytest.fixture(scope="module")
 def video(tmp_path_factory):
-    path = tmp_path_factory.mktemp("vid") / "clip.mp4"
+    path = tmp_path_factory.mktemp("vid") / "vidéo clip" / "clip 1.mp4"
+    path.parent.mkdir()
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (W, H))
+    assert writer.isOpened()
     for t in range(T):
         writer.write(cv2.cvtColor(_frame(t), cv2.COLOR_RGB2BGR))
     writer.release()
     return path
+
+
+class _Capture:
+    """A real capture whose frame-count estimate and number of decodable frames are rigged."""
+
+    def __init__(self, path: str, count: float | None = None, limit: int | None = None) -> None:
+        self._real, self._count, self._limit, self._read = _REAL_CAPTURE(path), count, limit, 0
+
+    def isOpened(self) -> bool:  # noqa: N802 - mirrors cv2.VideoCapture
+        return self._real.isOpened()
+
+    def get(self, prop: int) -> float:
+        if prop == cv2.CAP_PROP_FRAME_COUNT and self._count is not None:
+            return self._count
+        return self._real.get(prop)
+
+    def read(self):
+        if self._limit is not None and self._read >= self._limit:
+            return False, None
+        self._read += 1
+        return self._real.read()
+
+    def release(self) -> None:
+        self._real.release()
+
+
+def _rig_capture(monkeypatch, **kwargs) -> None:
+    monkeypatch.setattr(frames_mod.cv2, "VideoCapture", lambda p: _Capture(p, **kwargs))
 
 
 def test_working_size_rule():
@@ -46,6 +87,18 @@ def test_working_size_rule():
     assert working_size(720, 1280, 480) == (480, 853)
     assert working_size(1280, 720, 480) == (853, 480)
     assert working_size(100, 200, -1) == (100, 200)
+    assert working_size(270, 480, 480) == (270, 480)  # never upscaled
+    assert working_size(100, 200, None) == (100, 200)
+
+
+def test_array_frames_hand_out_copies():
+    data = np.stack([_frame(t) for t in range(3)])
+    source = ArrayFrames(data)
+    assert len(source) == 3 and source.size == (H, W) and source.names[2] == "00002"
+    source.get(1)[:] = 0
+    assert np.array_equal(source.get(1), _frame(1))
+    with pytest.raises(IndexError):
+        source.get(3)
 
 
 def test_image_folder_natural_order_names_and_resize(tmp_path):
@@ -54,26 +107,73 @@ def test_image_folder_natural_order_names_and_resize(tmp_path):
     for t in (1, 2, 10):
         Image.fromarray(_frame(t)).save(folder / f"f{t}.png")
     (folder / "readme.txt").write_text("not an image")
-    source = ImageFolderFrames(folder, resolution=48)
+    (folder / ".f0.png").write_bytes(b"hidden, and not even an image")
+    source = open_frames(images=str(folder), resolution=48)
+    assert isinstance(source, ImageFolderFrames)
     assert source.names == ["f1", "f2", "f10"]
     assert source.source_size == (H, W) and source.size == (48, 64)
     frame = source.get(2)
-    assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8
+    assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8 and frame.flags.c_contiguous
     assert _square_x(frame) == pytest.approx(_square_x(_frame(10)) / 2, abs=1.5)
+    with pytest.raises(IndexError):
+        source.get(3)
+
+
+def test_image_extensions_are_case_insensitive_and_stems_stay_unique(tmp_path):
+    Image.fromarray(_frame(0)).save(tmp_path / "a.JPG")
+    Image.fromarray(_frame(1)).save(tmp_path / "a.png")
+    Image.fromarray(_frame(2)).save(tmp_path / "b.Tiff", format="TIFF")
+    Image.fromarray(_frame(3)).save(tmp_path / "c.bmp")
+    source = ImageFolderFrames(tmp_path, resolution=-1)
+    assert source.names == ["a.JPG", "a.png", "b", "c"]  # "a" twice would overwrite an output
+    assert _square_x(source.get(2)) == pytest.approx(_square_x(_frame(2)), abs=1)
 
 
 def test_image_folder_is_lazy_and_bounded(tmp_path, monkeypatch):
     for t in range(6):
         Image.fromarray(_frame(t)).save(tmp_path / f"{t}.jpg")
-    decoded = []
-    real = frames_mod._to_rgb8
-    monkeypatch.setattr(frames_mod, "_to_rgb8", lambda im: decoded.append(1) or real(im))
+    loads = []
+    real_load = ImageFile.ImageFile.load
+
+    def counting_load(image):
+        if image.tile:  # pixels not decoded yet; load() empties the tile list once it has
+            loads.append(image.filename)
+        return real_load(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counting_load)
     source = ImageFolderFrames(tmp_path, resolution=-1, cache_size=2)
-    assert decoded == []  # opening reads headers only
+    assert loads == []  # opening reads a header, decodes no pixels
     for t in (0, 1, 0, 1, 2, 0):
         source.get(t)
-    assert len(decoded) == 4  # 0, 1, then 2 evicts 0, which is decoded again
-    assert len(source._cache) == 2
+        assert len(source._cache) <= 2
+    assert len(loads) == 4  # 0, 1, then 2 evicts 0, which is decoded again
+
+
+def test_cached_frames_cannot_be_corrupted_by_callers(tmp_path):
+    Image.fromarray(_frame(4)).save(tmp_path / "0.png")
+    source = ImageFolderFrames(tmp_path, resolution=-1)
+    source.get(0)[:] = 0
+    assert np.array_equal(source.get(0), _frame(4))
+
+
+def test_concurrent_reads_stay_bounded_and_correct(tmp_path):
+    for t in range(8):
+        Image.fromarray(_frame(t)).save(tmp_path / f"{t}.png")
+    source = ImageFolderFrames(tmp_path, resolution=-1, cache_size=3)
+    errors = []
+
+    def reader(offset: int) -> None:
+        for i in range(40):
+            t = (i * 3 + offset) % 8
+            if _square_x(source.get(t)) != _square_x(_frame(t)):
+                errors.append(t)
+
+    threads = [threading.Thread(target=reader, args=(k,)) for k in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(source._cache) <= 3
 
 
 def test_odd_image_modes_become_rgb(tmp_path):
@@ -84,52 +184,101 @@ def test_odd_image_modes_become_rgb(tmp_path):
     )
     Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "2.png")
     Image.fromarray(gray, mode="L").convert("P").save(tmp_path / "3.png")
+    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "4.tif")
     source = ImageFolderFrames(tmp_path, resolution=-1)
-    for t in range(4):
+    for t in range(5):
         frame = source.get(t)
         assert frame.shape == (8, 128, 3) and frame.dtype == np.uint8
+    assert np.array_equal(source.get(0)[..., 1], gray)
+    assert np.array_equal(source.get(1), _frame(0)[:8])  # alpha dropped, colours kept
     assert np.array_equal(source.get(2)[..., 0], gray)  # 16-bit scaled back to 8-bit
+    assert np.array_equal(source.get(4)[..., 2], gray)
 
 
-def test_images_of_another_size_are_resized(tmp_path):
+def test_images_of_another_size_are_resized_with_one_warning(tmp_path, caplog):
     Image.fromarray(_frame(0)).save(tmp_path / "0.png")
     Image.fromarray(_frame(1)[:50, :60]).save(tmp_path / "1.png")
+    Image.fromarray(_frame(2)[:40, :60]).save(tmp_path / "2.png")
     source = ImageFolderFrames(tmp_path, resolution=-1)
-    assert source.get(1).shape == (H, W, 3)
+    with caplog.at_level(logging.WARNING, logger="inference_core.frames"):
+        assert source.get(1).shape == (H, W, 3)
+        assert source.get(2).shape == (H, W, 3)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "1.png" in warnings[0].getMessage()
 
 
-@pytest.mark.parametrize("case", ["missing", "file", "empty", "corrupt"])
+@pytest.mark.parametrize("case", ["missing", "file", "empty", "corrupt", "corrupt_first"])
 def test_image_folder_errors_name_the_path(tmp_path, case):
-    target = tmp_path / "frames"
+    target = tmp_path / "my frames"
     if case == "file":
         target.write_text("x")
-    elif case == "empty":
+    elif case != "missing":
         target.mkdir()
-    elif case == "corrupt":
-        target.mkdir()
-        Image.fromarray(_frame(0)).save(target / "0.png")
-        (target / "1.png").write_bytes(b"\x89PNG broken")
+        (target / "notes.txt").write_text("not an image")
     if case == "corrupt":
-        with pytest.raises(FrameReadError, match="1.png"):
-            ImageFolderFrames(target).get(1)
-    else:
-        with pytest.raises(FrameReadError, match="frames"):
-            ImageFolderFrames(target)
+        Image.fromarray(_frame(0)).save(target / "0.png")
+        data = (target / "0.png").read_bytes()
+        (target / "1.png").write_bytes(data[: len(data) // 3])  # truncated
+        source = ImageFolderFrames(target)
+        with pytest.raises(FrameReadError, match=r"^.*my frames/1\.png: "):
+            source.get(1)
+        return
+    if case == "corrupt_first":
+        (target / "0.jpg").write_bytes(b"no jpeg here")
+    match = {"empty": "contains no images", "missing": "not found", "file": "not a folder"}
+    with pytest.raises(FrameReadError, match=match.get(case, r"0\.jpg")) as info:
+        ImageFolderFrames(target)
+    assert str(info.value).startswith(str(target))
 
 
 def test_video_random_access_returns_the_right_frames(video):
-    with VideoFrames(video, resolution=-1) as source:
-        assert len(source) == T and source.size == (H, W)
+    with open_frames(video=video, resolution=-1) as source:
+        assert isinstance(source, VideoFrames)
+        assert len(source) == T and source.size == (H, W) and source.source_size == (H, W)
+        assert source.names == [f"{t:05d}" for t in range(T)]
         for t in (7, 2, 11, 0):
-            frame = source.get(t)
-            assert np.abs(frame.astype(int) - _frame(t)).mean() < 10
-            assert _square_x(frame) == pytest.approx(_square_x(_frame(t)), abs=1.5)
+            _assert_is_frame(source.get(t), t)
         with pytest.raises(IndexError):
             source.get(T)
 
 
+def test_video_is_resized_to_the_working_size(video):
+    with VideoFrames(video, resolution=48) as source:
+        assert source.size == (48, 64) and source.get(3).shape == (48, 64, 3)
+        assert _square_x(source.get(3)) == pytest.approx(_square_x(_frame(3)) / 2, abs=1.5)
+
+
+def test_long_video_decodes_lazily_and_in_order(video):
+    progress = []
+    with VideoFrames(video, resolution=-1, eager_limit=T - 1) as source:
+        jpegs = lambda: sorted(p.name for p in source.cache_dir.glob("*.jpg"))  # noqa: E731
+        assert jpegs() == ["00000.jpg"]  # only the frame read to learn the size
+        assert len(source) == T  # the container's estimate
+        _assert_is_frame(source.get(7), 7)
+        assert len(jpegs()) == 8
+        _assert_is_frame(source.get(2), 2)
+        source.prefetch_all(lambda done, total: progress.append((done, total)))
+        assert len(jpegs()) == T and progress[0] == (9, T) and progress[-1][0] == T
+
+
+def test_an_over_estimated_length_shrinks_at_the_real_end(video, monkeypatch):
+    _rig_capture(monkeypatch, count=T + 5)
+    with VideoFrames(video, resolution=-1, eager_limit=0) as source:
+        assert len(source) == T + 5
+        with pytest.raises(IndexError):
+            source.get(T + 2)
+        assert len(source) == T and len(source.names) == T
+        _assert_is_frame(source.get(T - 1), T - 1)
+
+
+def test_an_unknown_length_is_found_by_decoding(video, monkeypatch):
+    _rig_capture(monkeypatch, count=float("nan"))
+    with VideoFrames(video, resolution=-1, eager_limit=0) as source:
+        assert len(source) == T
+
+
 def test_video_cache_folder_is_reused(video, tmp_path, monkeypatch):
-    cache = tmp_path / "cache"
+    cache = tmp_path / "caché dir"
     first = VideoFrames(video, resolution=48, cache_dir=cache)
     expected = first.get(5)
     first.close()
@@ -138,10 +287,18 @@ def test_video_cache_folder_is_reused(video, tmp_path, monkeypatch):
     def no_decoding(*_):
         raise AssertionError("the cache should have been reused")
 
-    monkeypatch.setattr(VideoFrames, "_decode_next", no_decoding)
-    again = VideoFrames(video, resolution=48, cache_dir=cache)
-    assert len(again) == T
-    assert np.array_equal(again.get(5), expected)
+    with monkeypatch.context() as patch:
+        patch.setattr(VideoFrames, "_decode_next", no_decoding)
+        patch.setattr(VideoFrames, "_store", no_decoding)
+        again = VideoFrames(video, resolution=48, cache_dir=cache)
+        assert len(again) == T
+        assert np.array_equal(again.get(5), expected)
+        again.close()
+    assert cache.is_dir()  # the user's folder is kept
+
+    other = VideoFrames(video, resolution=-1, cache_dir=cache)  # another size: decoded again
+    assert other.get(5).shape == (H, W, 3)
+    other.close()
 
 
 def test_temporary_cache_is_removed_on_close(video):
@@ -149,17 +306,25 @@ def test_temporary_cache_is_removed_on_close(video):
     folder = source.cache_dir
     assert folder.is_dir()
     source.close()
+    source.close()
     assert not folder.exists()
+    with pytest.raises(FrameReadError, match="closed"):
+        source.get(0)
 
 
-def test_video_errors(tmp_path):
-    with pytest.raises(FrameReadError, match="missing.mp4"):
+def test_video_errors(tmp_path, video, monkeypatch):
+    with pytest.raises(FrameReadError, match=r"missing\.mp4: .*not found"):
         VideoFrames(tmp_path / "missing.mp4")
     (tmp_path / "text.mp4").write_text("this is not a video")
-    with pytest.raises(FrameReadError, match="text.mp4"):
+    with pytest.raises(FrameReadError, match=r"text\.mp4: is not a video OpenCV can read"):
         VideoFrames(tmp_path / "text.mp4")
     with pytest.raises(ValueError):
         open_frames()
+    with pytest.raises(ValueError):
+        open_frames(video=video, images=tmp_path)
+    _rig_capture(monkeypatch, limit=0)
+    with pytest.raises(FrameReadError, match=r"clip 1\.mp4: has no frames"):
+        VideoFrames(video, cache_dir=tmp_path / "cache")
 
 
 def test_a_frame_reads_the_same_before_and_after_eviction(video):
