@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-import inference_core.frames as frames_mod
+import inference_core.video_readers as video_readers
 from inference_core.frames import (
     ArrayFrames,
     FrameReadError,
@@ -79,7 +79,7 @@ class _Capture:
 
 
 def _rig_capture(monkeypatch, **kwargs) -> None:
-    monkeypatch.setattr(frames_mod.cv2, "VideoCapture", lambda p: _Capture(p, **kwargs))
+    monkeypatch.setattr(cv2, "VideoCapture", lambda p: _Capture(p, **kwargs))
 
 
 def test_working_size_rule():
@@ -316,15 +316,26 @@ def test_video_errors(tmp_path, video, monkeypatch):
     with pytest.raises(FrameReadError, match=r"missing\.mp4: .*not found"):
         VideoFrames(tmp_path / "missing.mp4")
     (tmp_path / "text.mp4").write_text("this is not a video")
-    with pytest.raises(FrameReadError, match=r"text\.mp4: is not a video OpenCV can read"):
+    with pytest.raises(FrameReadError, match=r"text\.mp4: is not a video OpenCV or PyAV can read"):
         VideoFrames(tmp_path / "text.mp4")
     with pytest.raises(ValueError):
         open_frames()
     with pytest.raises(ValueError):
         open_frames(video=video, images=tmp_path)
     _rig_capture(monkeypatch, limit=0)
+    monkeypatch.setattr(video_readers, "_pyav_reader", lambda path: (None, None))
     with pytest.raises(FrameReadError, match=r"clip 1\.mp4: has no frames"):
         VideoFrames(video, cache_dir=tmp_path / "cache")
+
+
+def test_pyav_reads_what_opencv_cannot(video, monkeypatch):
+    pytest.importorskip("av")
+    _rig_capture(monkeypatch, limit=0)  # OpenCV opens the file but decodes nothing
+    with VideoFrames(video, resolution=-1) as source:
+        assert isinstance(source._reader, video_readers.PyAVReader)
+        assert len(source) == T
+        for t in (0, 5, T - 1):
+            _assert_is_frame(source.get(t), t)
 
 
 def test_a_frame_reads_the_same_before_and_after_eviction(video):

@@ -163,3 +163,15 @@ def test_local_control_edits_only_inside_the_box(window, qtbot):
     assert (after[~inside] == before[~inside]).all()
     assert (after[y0 + 15 : y0 + 18, x0 + 5 : x1 - 5] == 1).all()
     assert window.timeline.isEnabled()
+
+
+def test_exports_from_the_worker(window, qtbot, tmp_path):
+    window.tools.radios["free"].click()
+    window.tools.brush.setValue(9)
+    drag(qtbot, window, [(10, 10), (60, 10)])
+    for kind, target in (("binary", tmp_path / "bin"), ("coco", tmp_path / "ann.json")):
+        with qtbot.waitSignal(window.c.worker.export_finished, timeout=60000):
+            window.c.export(kind, str(target))
+    painted = read_index_mask(tmp_path / "bin" / "001" / "00000.png")
+    assert painted.shape == (H, W) and painted[10, 30] == 1
+    assert (tmp_path / "ann.json").stat().st_size > 0

@@ -1,0 +1,64 @@
+"""Starting the application: missing weights and bad input are one clear message, exit 2."""
+
+from __future__ import annotations
+
+import pytest
+from PyQt5.QtWidgets import QMessageBox
+
+import interactive_gui
+from tests.gui_helpers import write_clip, write_weights
+
+
+@pytest.fixture
+def dialogs(monkeypatch, qapp):
+    shown = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text: shown.append(text))
+    return shown
+
+
+def _weights_args(weights):
+    return ["--prop_model", str(weights["stcn"]), "--fusion_model", str(weights["fusion_stcn"]),
+            "--s2m_model", str(weights["s2m"]), "--device", "cpu"]  # fmt: skip
+
+
+def test_missing_weights_name_each_file_and_the_command(dialogs, tmp_path, capsys):
+    video = write_clip(tmp_path / "clip.mp4")
+    code = interactive_gui.main(
+        ["--video", str(video), "--prop_model", str(tmp_path / "nope" / "stcn.pth"),
+         "--fusion_model", str(tmp_path / "nope" / "fusion_stcn.pth")]
+    )  # fmt: skip
+    assert code == 2
+    (text,) = dialogs
+    assert "stcn.pth" in text and "fusion_stcn.pth" in text
+    assert "python download_model.py" in text
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["unreadable_video", "empty_folder", "bad_masks"])
+def test_bad_input_is_a_message(dialogs, tmp_path, case):
+    weights = write_weights(tmp_path)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "junk.mp4").write_text("not a video")
+    source = {
+        "unreadable_video": ["--video", str(tmp_path / "junk.mp4")],
+        "empty_folder": ["--images", str(tmp_path / "empty")],
+        "bad_masks": ["--video", str(write_clip(tmp_path / "clip.mp4")), "--masks",
+                      str(tmp_path / "no_such_masks")],
+    }[case]  # fmt: skip
+    code = interactive_gui.main(
+        [*source, "--output", str(tmp_path / "out"), *_weights_args(weights)]
+    )
+    assert code == 2
+    (text,) = dialogs
+    needle = {"unreadable_video": "junk.mp4", "empty_folder": "empty", "bad_masks": "no_such_masks"}
+    assert needle[case] in text
+
+
+def test_help_lists_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        interactive_gui.main(["--help"])
+    out = capsys.readouterr().out
+    for flag in ("--video", "--images", "--num_objects", "--masks", "--resolution", "--mem_freq",
+                 "--mem_every", "--mem_profile", "--no_amp", "--device", "--prop_model",
+                 "--fusion_model", "--s2m_model", "--fbrs_model", "--output"):  # fmt: skip
+        assert flag in out
