@@ -60,6 +60,28 @@ def _object_folders(folder: str | Path, num_objects: int) -> list[Path]:
     return folders
 
 
+def _export_per_object(
+    folder: str | Path,
+    names: Sequence[str],
+    num_objects: int,
+    planes: Callable[[int], list[np.ndarray]],
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> int:
+    """Write planes(t)[k-1] as folder/<kkk>/<name>.png for every frame and object."""
+    folders = _object_folders(folder, num_objects)
+    written = 0
+    for t, name in enumerate(names):
+        if _cancelled(cancel):
+            break
+        for sub, plane in zip(folders, planes(t), strict=True):
+            _write_gray_png(sub / f"{name}.png", plane)
+            written += 1
+        if progress is not None:
+            progress(t + 1, len(names))
+    return written
+
+
 def export_binary_masks(
     folder: str | Path,
     names: Sequence[str],
@@ -72,18 +94,12 @@ def export_binary_masks(
 
     labels(t) -> (H, W) uint8 index mask of frame t.
     """
-    folders = _object_folders(folder, num_objects)
-    written = 0
-    for t, name in enumerate(names):
-        if _cancelled(cancel):
-            break
+
+    def planes(t: int) -> list[np.ndarray]:
         ids = np.asarray(labels(t))
-        for k, sub in enumerate(folders, start=1):
-            _write_gray_png(sub / f"{name}.png", np.where(ids == k, 255, 0).astype(np.uint8))
-            written += 1
-        if progress is not None:
-            progress(t + 1, len(names))
-    return written
+        return [np.where(ids == k, 255, 0).astype(np.uint8) for k in range(1, num_objects + 1)]
+
+    return _export_per_object(folder, names, num_objects, planes, progress, cancel)
 
 
 def export_soft_masks(
@@ -98,21 +114,17 @@ def export_soft_masks(
 
     probs(t) -> (K+1, H, W) float in [0, 1], background first. Returns files written.
     """
-    folders = _object_folders(folder, num_objects)
-    written = 0
-    for t, name in enumerate(names):
-        if _cancelled(cancel):
-            break
+
+    def planes(t: int) -> list[np.ndarray]:
         prob = np.asarray(probs(t), dtype=np.float32)
         if prob.ndim != 3 or prob.shape[0] < num_objects + 1:
             raise ValueError(f"frame {t}: expected ({num_objects + 1}, H, W), got {prob.shape}")
-        for k, sub in enumerate(folders, start=1):
-            alpha = np.clip(np.rint(prob[k] * 255.0), 0, 255).astype(np.uint8)
-            _write_gray_png(sub / f"{name}.png", alpha)
-            written += 1
-        if progress is not None:
-            progress(t + 1, len(names))
-    return written
+        return [
+            np.clip(np.rint(prob[k] * 255.0), 0, 255).astype(np.uint8)
+            for k in range(1, num_objects + 1)
+        ]
+
+    return _export_per_object(folder, names, num_objects, planes, progress, cancel)
 
 
 def _check_rgb(image: np.ndarray, t: int, size: tuple[int, int] | None) -> np.ndarray:
