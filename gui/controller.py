@@ -7,6 +7,7 @@ widgets render. It never touches a widget and never blocks: jobs run on the work
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 from PyQt5.QtCore import QObject, Qt, QThread, QTimer, pyqtSignal
@@ -25,6 +26,7 @@ from gui.jobs import (
     UndoJob,
 )
 from gui.overlay import minimap_crop
+from gui.session_state import update_state
 from gui.worker import InferenceWorker
 from gui.workspace import Workspace
 from interact.local_region import clamp_box
@@ -49,6 +51,7 @@ class AppController(QObject):
     playing_changed = pyqtSignal(bool)
     status_changed = pyqtSignal(str)
     local_changed = pyqtSignal(bool)
+    write_failed = pyqtSignal(str)  # emitted from the writer thread; queued to the GUI
     _submit = pyqtSignal(object)
 
     def __init__(self, workspace: Workspace, s2m_available: bool = True) -> None:
@@ -56,7 +59,7 @@ class AppController(QObject):
         self.ws = workspace
         self.num_objects = workspace.session.num_objects
         self.num_frames = workspace.session.num_frames
-        self.frame = 0
+        self.frame = workspace.start_frame
         self.object = 1
         self.mode = "scribble" if s2m_available else "free"
         self.brush = 3
@@ -87,6 +90,12 @@ class AppController(QObject):
         self._status_timer.setInterval(2000)
         self._status_timer.timeout.connect(self._emit_status)
         self._status_timer.start()
+        # The current frame is remembered for a resume, written once navigation settles.
+        self._state_timer = QTimer(self)
+        self._state_timer.setSingleShot(True)
+        self._state_timer.setInterval(500)
+        self._state_timer.timeout.connect(self._save_state)
+        workspace.write_error_listener = lambda t, exc: self.write_failed.emit(str(exc))
 
     # ---- what the canvas shows
     def composed(self) -> np.ndarray:
@@ -116,6 +125,7 @@ class AppController(QObject):
         if t == self.frame or self.local_box is not None:
             return
         self.frame = t
+        self._state_timer.start()
         self._strokes.clear()
         self._stroke = None
         self.frame_changed.emit(t)
@@ -311,11 +321,26 @@ class AppController(QObject):
     def _emit_status(self) -> None:
         self.status_changed.emit(memory_summary(self.ws.session.device))
 
+    def _save_state(self) -> None:
+        if self.ws.output is not None:
+            try:
+                update_state(self.ws.output, frame=self.frame)
+            except OSError as exc:
+                log.warning("cannot save the session state: %s", exc)
+
+    def save_to(self, folder: str) -> None:
+        """Switch the output folder (e.g. the first one is read-only or full)."""
+        self.ws.retarget(Path(folder))
+        self._save_state()
+        self.message.emit(f"Masks are now saved to {folder}")
+
     # ---- shutdown
     def shutdown(self, timeout_ms: int = 30000) -> None:
         """Stop the worker (cancelling a propagation) and write every pending mask."""
         self._play_timer.stop()
         self._status_timer.stop()
+        self._state_timer.stop()
+        self._save_state()
         self.worker.cancel.set()
         # Queued edits still run (nothing the person did is dropped); then the thread stops.
         self._submit.emit(ShutdownJob())

@@ -44,6 +44,7 @@ class MainWindow(QMainWindow):
         self.actions_bar = ActionBar()
         self.console = Console(controller.timers)
         self.memory = QLabel()
+        self._asking_folder = False
         self._build_layout()
         self._build_menu()
         self._connect()
@@ -51,6 +52,7 @@ class MainWindow(QMainWindow):
         self.tools.show_mode(controller.mode)
         self.tools.radios["scribble"].setEnabled(controller.mode == "scribble")
         self.objects.show_current(controller.object)
+        self.timeline.show_frame(controller.frame)
         self.resize(1280, 800)
         self.refresh()
         self.console.log("Initialized.")
@@ -120,6 +122,7 @@ class MainWindow(QMainWindow):
         c.error.connect(self._show_error)
         c.status_changed.connect(self.memory.setText)
         c.local_changed.connect(self._show_local)
+        c.write_failed.connect(self._ask_other_folder)
         self.minimap.finish_local.clicked.connect(c.finish_local)
         self._show_history(False, False)
 
@@ -152,6 +155,22 @@ class MainWindow(QMainWindow):
     def _show_error(self, text: str) -> None:
         self.console.log(f"Error: {text}")
         QMessageBox.warning(self, "MiVOS", text)
+
+    def _ask_other_folder(self, error: str) -> None:
+        if self._asking_folder:
+            return
+        self._asking_folder = True  # one question at a time, however many frames failed
+        self.console.log(f"Cannot save masks: {error}")
+        answer = QMessageBox.warning(
+            self, "Masks cannot be saved",
+            f"{error}\n\nYour masks are kept in memory. Choose another folder to save them?",
+            QMessageBox.Yes | QMessageBox.No,
+        )  # fmt: skip
+        if answer == QMessageBox.Yes:
+            folder = QFileDialog.getExistingDirectory(self, "Save masks to")
+            if folder:
+                self.c.save_to(folder)
+        self._asking_folder = False
 
     def _ask_export(self, kind: str, target: str) -> None:
         if target == "folder":

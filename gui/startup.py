@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from gui.session_state import LOG_FILE, read_state, update_state
 from gui.workspace import Workspace
 from inference_core.config import InferenceConfig
 from inference_core.frames import FrameSource, open_frames
@@ -19,11 +18,11 @@ from inference_core.mask_writer import MaskWriter
 from inference_core.session import Session
 from interact.frame_editor import FrameEditor
 from model.build import Networks, load_fusion_net, load_prop_net, load_s2m
+from util.jsonl_log import JsonlLog
 from util.mask_io import list_mask_files, read_index_mask
 
 log = logging.getLogger(__name__)
 
-SESSION_FILE = ".mivos_session.json"  # beside the masks: what a resume needs besides them
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_VIDEO = REPO / "examples" / "example.mp4"
@@ -83,19 +82,6 @@ def check_weights(opts: StartupOptions) -> bool:
     return False
 
 
-def _saved_object_count(folder: Path) -> int | None:
-    try:
-        return int(json.loads((folder / SESSION_FILE).read_text(encoding="utf-8"))["num_objects"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _save_session_info(folder: Path, num_objects: int, source: str) -> None:
-    tmp = folder / f"{SESSION_FILE}.tmp"
-    tmp.write_text(json.dumps({"num_objects": num_objects, "source": source}), encoding="utf-8")
-    os.replace(tmp, folder / SESSION_FILE)
-
-
 def _existing_masks(folder: Path, frames: FrameSource) -> dict[int, np.ndarray]:
     files = match_masks_to_frames(list_mask_files(folder), frames.names)
     return {t: read_index_mask(path, size=frames.size) for t, path in files.items()}
@@ -114,8 +100,9 @@ def build_workspace(opts: StartupOptions, device: torch.device) -> tuple[Workspa
         raise FileNotFoundError(f"{mask_dir}: mask folder not found")
     masks = _existing_masks(mask_dir, frames) if mask_dir.is_dir() else {}
     found = max((int(m.max()) for m in masks.values()), default=0)
-    saved = _saved_object_count(mask_dir) if mask_dir.is_dir() else None
-    num_objects = opts.num_objects or max(found, saved or 0, 1)
+    state = read_state(mask_dir) if mask_dir.is_dir() else {}
+    saved = state.get("num_objects") if isinstance(state.get("num_objects"), int) else 0
+    num_objects = opts.num_objects or max(found, saved, 1)
     if found > num_objects:
         raise ValueError(
             f"{mask_dir}: masks hold object id {found} but --num_objects is {num_objects}"
@@ -129,9 +116,13 @@ def build_workspace(opts: StartupOptions, device: torch.device) -> tuple[Workspa
     cfg = InferenceConfig(mem_freq=opts.mem_freq, amp=opts.amp)
     session = Session(nets, frames, num_objects, cfg)
     editor = FrameEditor(num_objects, frames.size, session.pad, nets.s2m)
-    _save_session_info(output, num_objects, str(Path(video or images).resolve()))
-    workspace = Workspace(session, editor, output=output)
+    update_state(output, num_objects=num_objects, source=str(Path(video or images).resolve()))
+    workspace = Workspace(session, editor, output=output, log=JsonlLog(output / LOG_FILE))
+    frame = state.get("frame", 0) if mask_dir == output else 0
+    workspace.start_frame = frame if isinstance(frame, int) and 0 <= frame < len(frames) else 0
     workspace.import_masks(masks)
-    workspace.writer = MaskWriter(output, frames.names, workspace.labels_at_source)
+    workspace.writer = MaskWriter(
+        output, frames.names, workspace.labels_at_source, on_error=workspace.write_failed
+    )
     log.info("output folder: %s (%d masks imported)", output, len(masks))
     return workspace, has_s2m

@@ -21,6 +21,7 @@ from inference_core.upsample import labels_at_size, probs_at_size
 from interact.frame_editor import FrameEditor
 from interact.local_region import Box, LocalRegion
 from model.normalize import normalize_frames
+from util.jsonl_log import JsonlLog
 from util.tensor_util import pad_divide_by
 
 
@@ -35,11 +36,15 @@ class Workspace:
         editor: FrameEditor,
         writer: MaskWriter | None = None,
         output: Path | None = None,
+        log: JsonlLog | None = None,
     ) -> None:
         self.session = session
         self.editor = editor
         self.writer = writer
         self.output = output
+        self.log = log  # interactions.jsonl: for resuming and annotation-time studies
+        self.start_frame = 0
+        self.write_error_listener = None  # called (frame, error) on the writer thread
         self.local: LocalRegion | None = None
         self.source_size = session.frames.source_size
         self.names = session.frames.names
@@ -62,6 +67,20 @@ class Workspace:
     def probs_at_source(self, t: int) -> np.ndarray:
         return probs_at_size(self.current_prob(t), self.session.pad, self.source_size)
 
+    def write_failed(self, t: int, error: Exception) -> None:
+        """A mask could not be written; it stays in memory until another folder is chosen."""
+        if self.write_error_listener is not None:
+            self.write_error_listener(t, error)
+
+    def retarget(self, folder: Path) -> None:
+        """Save to `folder` from now on; every mask so far is written there too."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.output = folder
+        if self.log is not None:
+            self.log = JsonlLog(folder / self.log.path.name)
+        if self.writer is not None:
+            self.writer.retarget(folder)
+
     def _save(self, t: int) -> None:
         if self.writer is not None:
             self.writer.submit(t)
@@ -71,7 +90,12 @@ class Workspace:
         self.session.update_mask_only(t, prob)
         self._save(t)
 
+    def record(self, kind: str, frame: int, **fields) -> None:
+        if self.log is not None:
+            self.log.append(kind=kind, frame=frame, **fields)
+
     def apply_stroke(self, t: int, mode: str, label: int, points, brush: int) -> None:
+        self.record(mode, t, object=label, points=len(points), local=self.local is not None)
         if self.local is not None and self.local.frame == t:
             self.local.stroke(mode, label, points, brush, self._local_image())
             return
@@ -81,6 +105,7 @@ class Workspace:
         self._show(t, new)
 
     def undo(self, t: int) -> bool:
+        self.record("undo", t)
         if self.local is not None:
             return self.local.undo()
         new = self.editor.undo(t, self.committed(t))
@@ -89,6 +114,7 @@ class Workspace:
         return new is not None
 
     def redo(self, t: int) -> bool:
+        self.record("redo", t)
         if self.local is not None:
             return self.local.redo()
         new = self.editor.redo(t, self.committed(t))
@@ -97,10 +123,12 @@ class Workspace:
         return new is not None
 
     def reset_frame(self, t: int) -> None:
+        self.record("reset", t)
         self._show(t, self.editor.reset_frame(t, self.committed(t)))
 
     # ---- local control (worker thread)
     def enter_local(self, t: int, box: Box) -> None:
+        self.record("local", t, box=list(box))
         self.editor.end_interaction()
         self.local = LocalRegion(t, box, self.current_prob(t), self.session.pad, self.editor.s2m)
 
@@ -127,6 +155,7 @@ class Workspace:
         pending = self.editor.pending(t)
         if pending is None:
             raise NothingToPropagate(f"frame {t} has no new edit to propagate; edit it first")
+        self.record("propagate", t)
         self.session.commit(t, torch.from_numpy(pending).unsqueeze(1))
         self.editor.committed(t)
         self._save(t)

@@ -61,6 +61,8 @@ def open_window(qtbot, video: Path, weights: dict[str, Path], output: Path, *ext
     window.resize(900, 600)
     window.show()
     qtbot.waitExposed(window)
+    window.activateWindow()  # shortcuts only reach the active window
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
     return window
 
 
