@@ -51,6 +51,7 @@ class AppController(QObject):
     playing_changed = pyqtSignal(bool)
     status_changed = pyqtSignal(str)
     local_changed = pyqtSignal(bool)
+    export_done = pyqtSignal()
     write_failed = pyqtSignal(str)  # emitted from the writer thread; queued to the GUI
     _submit = pyqtSignal(object)
 
@@ -81,6 +82,7 @@ class AppController(QObject):
         self.worker.progress.connect(self._on_progress)
         self.worker.propagation_finished.connect(self._on_propagation_finished)
         self.worker.export_finished.connect(self._on_export_finished)
+        self.worker.export_progress.connect(self.progress_changed)
         self.worker.failed.connect(self._on_failed)
         self._thread.start()
         self._play_timer = QTimer(self)
@@ -307,6 +309,7 @@ class AppController(QObject):
 
     def _on_export_finished(self, what: str) -> None:
         self.message.emit(what)
+        self.export_done.emit()
 
     def _on_failed(self, what: str) -> None:
         self.timers.resume_user()

@@ -123,6 +123,7 @@ class MainWindow(QMainWindow):
         c.status_changed.connect(self.memory.setText)
         c.local_changed.connect(self._show_local)
         c.write_failed.connect(self._ask_other_folder)
+        c.export_done.connect(bar.show_idle)
         self.minimap.finish_local.clicked.connect(c.finish_local)
         self._show_history(False, False)
 

@@ -34,6 +34,7 @@ class InferenceWorker(QObject):
     progress = pyqtSignal(int, int, int)  # frame just finished, done, total
     propagation_finished = pyqtSignal(int, bool)  # frame propagated from, cancelled
     export_finished = pyqtSignal(str)  # message
+    export_progress = pyqtSignal(int, int)  # done, total
     failed = pyqtSignal(str)
 
     def __init__(self, workspace: Workspace) -> None:
@@ -78,7 +79,8 @@ class InferenceWorker(QObject):
         elif isinstance(job, PropagateJob):
             self._propagate(job.frame)
         elif isinstance(job, ExportJob):
-            self.export_finished.emit(ws.export(job.kind, job.path, self.cancel))
+            report = ws.export(job.kind, job.path, self.cancel, self.export_progress.emit)
+            self.export_finished.emit(report)
         else:
             raise TypeError(f"unknown job {job!r}")
 

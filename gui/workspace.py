@@ -170,14 +170,16 @@ class Workspace:
             self.session.update_mask_only(f, self.editor.pending(f))
 
     # ---- exports (worker thread)
-    def export(self, kind: str, path: str, cancel: threading.Event) -> str:
+    def export(self, kind: str, path: str, cancel: threading.Event, progress=None) -> str:
+        """Write an export; progress(done, total) after each frame."""
         k, names, count = self.session.num_objects, self.names, self.session.num_frames
+        opts = {"cancel": cancel, "progress": progress}
         if kind == "binary":
-            n = export.export_binary_masks(path, names, k, self.labels_at_source, cancel=cancel)
+            n = export.export_binary_masks(path, names, k, self.labels_at_source, **opts)
         elif kind == "soft":
-            n = export.export_soft_masks(path, names, k, self.probs_at_source, cancel=cancel)
+            n = export.export_soft_masks(path, names, k, self.probs_at_source, **opts)
         elif kind == "coco":
-            n = export.export_coco_rle(path, names, k, self.labels_at_source, cancel=cancel)
+            n = export.export_coco_rle(path, names, k, self.labels_at_source, **opts)
         elif kind == "video":
             frames = self.session.frames
 
@@ -185,7 +187,7 @@ class Workspace:
                 return overlay_davis(frames.get(t), self.session.results.mask(t))
 
             n = export.export_overlay_video(
-                path, frames.get, count, self.fps, overlay=overlay, cancel=cancel
+                path, frames.get, count, self.fps, overlay=overlay, **opts
             )
         else:
             raise ValueError(f"unknown export {kind!r}")
