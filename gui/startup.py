@@ -6,20 +6,19 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from gui.session_state import LOG_FILE, read_state, update_state
 from gui.workspace import Workspace
 from inference_core.config import InferenceConfig
 from inference_core.frames import FrameSource, open_frames
-from inference_core.mask_matching import match_masks_to_frames
+from inference_core.mask_matching import load_annotations, match_masks_to_frames
 from inference_core.mask_writer import MaskWriter
 from inference_core.session import Session
 from interact.frame_editor import FrameEditor
 from model.build import Networks, load_fusion_net, load_prop_net, load_s2m
 from util.jsonl_log import JsonlLog
-from util.mask_io import list_mask_files, read_index_mask
+from util.mask_io import list_mask_files
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +81,9 @@ def check_weights(opts: StartupOptions) -> bool:
     return False
 
 
-def _existing_masks(folder: Path, frames: FrameSource) -> dict[int, np.ndarray]:
+def _existing_masks(folder: Path, frames: FrameSource, num_objects: int | None):
     files = match_masks_to_frames(list_mask_files(folder), frames.names)
-    return {t: read_index_mask(path, size=frames.size) for t, path in files.items()}
+    return load_annotations(files, frames.size, frames.source_size, num_objects)
 
 
 def build_workspace(opts: StartupOptions, device: torch.device) -> tuple[Workspace, bool]:
@@ -98,7 +97,7 @@ def build_workspace(opts: StartupOptions, device: torch.device) -> tuple[Workspa
     mask_dir = Path(opts.masks) if opts.masks else output
     if opts.masks and not mask_dir.is_dir():
         raise FileNotFoundError(f"{mask_dir}: mask folder not found")
-    masks = _existing_masks(mask_dir, frames) if mask_dir.is_dir() else {}
+    masks = _existing_masks(mask_dir, frames, opts.num_objects) if mask_dir.is_dir() else {}
     found = max((int(m.max()) for m in masks.values()), default=0)
     state = read_state(mask_dir) if mask_dir.is_dir() else {}
     saved = state.get("num_objects") if isinstance(state.get("num_objects"), int) else 0

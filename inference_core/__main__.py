@@ -18,17 +18,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
-from util.mask_io import MaskReadError, list_mask_files, read_index_mask, write_index_mask
 
 from inference_core.api import planned_frame_count, propagate_from_masks
 from inference_core.config import InferenceConfig
 from inference_core.frame_range import FrameRange
 from inference_core.frames import FrameReadError, open_frames
-from inference_core.mask_matching import match_masks_to_frames
+from inference_core.mask_matching import load_annotations, match_masks_to_frames
 from inference_core.session import Session
 from model.build import Networks, load_fusion_net, load_prop_net
 from model.checkpoint import CheckpointError
 from util.device import pick_device
+from util.mask_io import MaskReadError, list_mask_files, read_index_mask, write_index_mask
 from util.tensor_util import unpad
 
 log = logging.getLogger("inference_core")
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     source = open_frames(video=args.video, images=args.images, resolution=args.resolution)
     frames = FrameRange(source, args.start, args.end)
     files = _annotation_files(args, source)
-    annotations = {t: read_index_mask(path, size=source.size) for t, path in files.items()}
+    annotations = load_annotations(files, source.size, source.source_size, args.num_objects)
     inside = {t - args.start: m for t, m in annotations.items() if frames.start <= t < frames.end}
     if not inside:
         raise ValueError(

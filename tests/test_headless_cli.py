@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from util.mask_io import read_index_mask, write_index_mask
 
 from model.build import FUSION, PROPAGATION
 from tests.shared_assets import REPO
+from util.mask_io import read_index_mask, write_index_mask
 
 SRC_H, SRC_W, FRAMES = 72, 100, 9
 
@@ -101,7 +101,12 @@ def test_image_folder_and_frame_range(weights, tmp_path):
 
 @pytest.mark.parametrize(
     ("case", "needle"),
-    [("missing_video", "nothere.mp4"), ("empty_images", "empty"), ("missing_masks", "nomasks")],
+    [
+        ("missing_video", "nothere.mp4"),
+        ("empty_images", "empty"),
+        ("missing_masks", "nomasks"),
+        ("too_many_ids", "00000.png"),
+    ],
 )
 def test_bad_input_is_one_line_and_non_zero(weights, video, tmp_path, case, needle):
     (tmp_path / "empty").mkdir()
@@ -111,6 +116,7 @@ def test_bad_input_is_one_line_and_non_zero(weights, video, tmp_path, case, need
         "missing_video": ["--video", str(tmp_path / "nothere.mp4")],
         "empty_images": ["--images", str(tmp_path / "empty")],
         "missing_masks": ["--video", str(video)],
+        "too_many_ids": ["--video", str(video), "--num_objects", "1"],
     }[case]
     mask_dir = tmp_path / "nomasks" if case == "missing_masks" else masks
     run = _run(weights, *source, "--masks", str(mask_dir), "--output", str(tmp_path / "o"))
