@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prop_model", default="saves/stcn.pth")
     p.add_argument("--fusion_model", default="saves/fusion_stcn.pth")
     p.add_argument("--s2m_model", default="saves/s2m.pth")
+    p.add_argument("--download", action="store_true",
+                   help="download missing weights without asking")  # fmt: skip
     p.add_argument("--fbrs_model", default="saves/fbrs.pth", help="clicks (not available yet)")
     return p
 
@@ -36,11 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     from PyQt5.QtWidgets import QApplication, QMessageBox
 
-    from gui.app import open_main_window
+    from gui.app import start
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     try:
-        window = open_main_window(args)
+        window = start(args)
     except Exception as exc:  # noqa: BLE001 - any start-up failure is one dialog, not a traceback
         logging.getLogger("mivos").debug("start-up failed", exc_info=True)
         QMessageBox.critical(None, "MiVOS cannot start", str(exc))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from gui.controller import AppController
+from gui.first_run import ask_to_download, download_with_progress, downloadable
 from gui.main_window import MainWindow
-from gui.startup import StartupOptions, build_workspace
+from gui.startup import MissingWeights, StartupOptions, build_workspace
 from util.device import pick_device
 
 
@@ -26,3 +27,20 @@ def open_main_window(args: argparse.Namespace) -> MainWindow:
     window = MainWindow(controller, title=f"MiVOS - {workspace.output}")
     window.console.log(f"Device: {device}. Masks are saved to {workspace.output}")
     return window
+
+
+def start(args: argparse.Namespace) -> MainWindow:
+    """open_main_window, offering to download missing weights first (--download: no question).
+
+    Raises the start-up error when the weights are missing and not downloaded.
+    """
+    try:
+        return open_main_window(args)
+    except MissingWeights as exc:
+        files = downloadable([path for path, _ in exc.missing] + exc.optional)
+        if files is None or not (args.download or ask_to_download(None, str(exc))):
+            raise
+        failures = download_with_progress(files)
+        if failures:
+            raise RuntimeError(f"{exc}\n\nThe download failed:\n{failures}") from exc
+    return open_main_window(args)

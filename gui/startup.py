@@ -43,8 +43,9 @@ class StartupOptions:
 
 
 class MissingWeights(FileNotFoundError):
-    def __init__(self, missing: list[tuple[str, str]]) -> None:
+    def __init__(self, missing: list[tuple[str, str]], optional: list[str] = ()) -> None:
         self.missing = missing  # (path, what it is)
+        self.optional = list(optional)  # missing files the application can run without
         lines = "\n".join(f"  {path}  ({what})" for path, what in missing)
         super().__init__(
             f"Missing model weights:\n{lines}\nDownload them with:  python download_model.py"
@@ -73,8 +74,9 @@ def check_weights(opts: StartupOptions) -> bool:
     """Raise MissingWeights for required files; returns whether S2M (scribbles) is available."""
     required = [(opts.prop_model, "propagation, stcn.pth"), (opts.fusion_model, "fusion")]
     missing = [(p, what) for p, what in required if not Path(p).is_file()]
+    s2m_missing = [opts.s2m_model] if opts.s2m_model and not Path(opts.s2m_model).is_file() else []
     if missing:
-        raise MissingWeights(missing)
+        raise MissingWeights(missing, s2m_missing)
     if opts.s2m_model and Path(opts.s2m_model).is_file():
         return True
     log.warning("%s not found: scribbles are disabled (brush only)", opts.s2m_model)

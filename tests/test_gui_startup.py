@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 from PyQt5.QtWidgets import QMessageBox
 
 import interactive_gui
+from gui.app import start
+from model import download as downloader
 from tests.gui_helpers import write_clip, write_weights
 
 
@@ -21,7 +26,8 @@ def _weights_args(weights):
             "--s2m_model", str(weights["s2m"]), "--device", "cpu"]  # fmt: skip
 
 
-def test_missing_weights_name_each_file_and_the_command(dialogs, tmp_path, capsys):
+def test_missing_weights_name_each_file_and_the_command(dialogs, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.No)
     video = write_clip(tmp_path / "clip.mp4")
     code = interactive_gui.main(
         ["--video", str(video), "--prop_model", str(tmp_path / "nope" / "stcn.pth"),
@@ -62,3 +68,44 @@ def test_help_lists_every_flag(capsys):
                  "--mem_every", "--mem_profile", "--no_amp", "--device", "--prop_model",
                  "--fusion_model", "--s2m_model", "--fbrs_model", "--output"):  # fmt: skip
         assert flag in out
+
+
+def _fake_download(weights, calls):
+    def download(spec, folder, progress=True, **_):
+        calls.append(spec.filename)
+        source = {"stcn.pth": "stcn", "fusion_stcn.pth": "fusion_stcn", "s2m.pth": "s2m"}
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(weights[source[spec.filename]], Path(folder) / spec.filename)
+        return Path(folder) / spec.filename
+
+    return download
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_first_run_downloads_missing_weights(qtbot, tmp_path, monkeypatch, flag):
+    (tmp_path / "available").mkdir()
+    weights = write_weights(tmp_path / "available")
+    calls, asked = [], []
+    monkeypatch.setattr(downloader, "download", _fake_download(weights, calls))
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(1) or QMessageBox.Yes)
+    saves = tmp_path / "saves"
+    args = interactive_gui.build_parser().parse_args(
+        ["--video", str(write_clip(tmp_path / "clip.mp4")), "--device", "cpu",
+         "--prop_model", str(saves / "stcn.pth"), "--fusion_model", str(saves / "fusion_stcn.pth"),
+         "--s2m_model", str(saves / "s2m.pth"), *(["--download"] if flag else [])]
+    )  # fmt: skip
+    window = start(args)
+    qtbot.addWidget(window)
+    assert sorted(calls) == ["fusion_stcn.pth", "s2m.pth", "stcn.pth"]
+    assert asked == ([] if flag else [1])
+    assert window.c.mode == "scribble"  # s2m.pth came too
+    window.close()
+
+
+def test_declined_download_is_the_missing_weights_message(dialogs, tmp_path, monkeypatch):
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.No)
+    code = interactive_gui.main(
+        ["--video", str(write_clip(tmp_path / "clip.mp4")),
+         "--prop_model", str(tmp_path / "stcn.pth"), "--fusion_model", str(tmp_path / "f.pth")]
+    )  # fmt: skip
+    assert code == 2 and "python download_model.py" in dialogs[0]
