@@ -115,7 +115,8 @@ def build_workspace(opts: StartupOptions, device: torch.device) -> tuple[Workspa
         device=device,
     )
     cfg = InferenceConfig(mem_freq=opts.mem_freq, amp=opts.amp)
-    session = Session(nets, frames, num_objects, cfg)
+    # Long videos' results spill to a memory map beside the masks, not to a small /tmp.
+    session = Session(nets, frames, num_objects, cfg, storage_dir=output / ".results")
     editor = FrameEditor(num_objects, frames.size, session.pad, nets.s2m)
     update_state(output, num_objects=num_objects, source=str(Path(video or images).resolve()))
     workspace = Workspace(session, editor, output=output, log=JsonlLog(output / LOG_FILE))

@@ -116,9 +116,12 @@ def run(args: argparse.Namespace) -> int:
         write_index_mask(out_dir / f"{names[t]}.png", mask)
 
     total = planned_frame_count(list(inside), len(frames))
-    with tqdm(total=total, unit="frame", desc="propagating", file=sys.stderr) as bar:
-        for _ in propagate_from_masks(session, inside, on_final=write):
-            bar.update(1)
+    try:
+        with tqdm(total=total, unit="frame", desc="propagating", file=sys.stderr) as bar:
+            for _ in propagate_from_masks(session, inside, on_final=write):
+                bar.update(1)
+    finally:
+        session.close()
     log.info("wrote %d masks to %s", len(frames), out_dir)
     return 0
 

@@ -12,6 +12,8 @@ class InferenceConfig:
     top_k: memory entries read per query position. amp: fp16 autocast (CUDA only; fp32 elsewhere).
     prob_dtype: precision of stored soft probabilities ("float16" halves RAM; "float32" is exact).
     feature_cache / image_cache: frames whose encoder outputs / normalised images stay on device.
+    max_pass_memory: at most this many propagated frames in a pass's memory (the oldest leave
+    first); None = the original's unbounded rule (interacted frames + every mem_freq-th frame).
     """
 
     mem_freq: int = 5
@@ -20,11 +22,15 @@ class InferenceConfig:
     prob_dtype: str = "float16"
     feature_cache: int = 4
     image_cache: int = 4
+    max_pass_memory: int | None = None
+    result_ram_budget: int = 1 << 30  # bytes of results kept in RAM before memory-mapping
 
     def __post_init__(self) -> None:
         if self.mem_freq < 1:
             raise ValueError(f"mem_freq must be >= 1, got {self.mem_freq}")
         if self.top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        if self.max_pass_memory is not None and self.max_pass_memory < 1:
+            raise ValueError(f"max_pass_memory must be >= 1, got {self.max_pass_memory}")
         if self.prob_dtype not in ("float16", "float32"):
             raise ValueError(f"prob_dtype must be float16 or float32, got {self.prob_dtype!r}")

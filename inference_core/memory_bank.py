@@ -13,9 +13,17 @@ class MemoryBank:
     """Pre-allocated bank: slots [0, used) hold keys (1,Ck,T,h,w) and values (K,Cv,T,h,w)."""
 
     def __init__(
-        self, certain_keys: torch.Tensor, certain_values: torch.Tensor, extra: int
+        self,
+        certain_keys: torch.Tensor,
+        certain_values: torch.Tensor,
+        extra: int,
+        rolling: bool = False,
     ) -> None:
+        """extra: slots for this pass's frames. rolling: when they are full, the oldest pass
+        frame makes room for the newest (a bounded memory for very long passes)."""
         n = certain_keys.shape[2]
+        self.certain = n
+        self.rolling = rolling
         self._keys = certain_keys.new_empty(
             (*certain_keys.shape[:2], n + extra, *certain_keys.shape[3:])
         )
@@ -37,7 +45,12 @@ class MemoryBank:
     def add(self, key: torch.Tensor, value: torch.Tensor) -> None:
         """key (1,Ck,h,w) or (1,Ck,1,h,w); value (K,Cv,1,h,w)."""
         if self.used >= self._keys.shape[2]:
-            raise RuntimeError("memory bank is full: more writes than the pass planned")
+            if not self.rolling or self.used == self.certain:
+                raise RuntimeError("memory bank is full: more writes than the pass planned")
+            first = self.certain
+            for bank in (self._keys, self._values):
+                bank[:, :, first:-1] = bank[:, :, first + 1 :].clone()
+            self.used -= 1
         self._keys[:, :, self.used] = key.reshape(self._keys[:, :, 0].shape)
         self._values[:, :, self.used] = value.reshape(self._values[:, :, 0].shape)
         self.used += 1

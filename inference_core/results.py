@@ -7,9 +7,11 @@ kept; `mask(t)` returns the unpadded view callers save and display.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 
+from inference_core.result_storage import DEFAULT_RAM_BUDGET, ResultArrays
 from util.tensor_util import Pad
 
 # The original's initial state of a frame never processed: background 1e-7, objects 0.
@@ -26,14 +28,20 @@ class ResultStore:
         num_objects: int,
         pad: Pad,
         prob_dtype: str = "float16",
+        storage_dir: str | Path | None = None,
+        ram_budget: int = DEFAULT_RAM_BUDGET,
     ) -> None:
+        """Results stay in RAM up to `ram_budget` bytes, else are memory-mapped in storage_dir
+        (a temporary folder when None)."""
         self.num_frames = num_frames
         self.padded_size = padded_size
         self.num_objects = num_objects
         self.pad = pad
         self._dtype = np.dtype(prob_dtype)
-        self._masks = np.zeros((num_frames, *padded_size), dtype=np.uint8)
-        self._probs: dict[int, np.ndarray] = {}
+        self.storage = ResultArrays(
+            num_frames, num_objects + 1, padded_size, self._dtype, storage_dir, ram_budget
+        )
+        self._masks = self.storage.labels
         self._lock = threading.Lock()
 
     def initial_prob(self) -> np.ndarray:
@@ -45,19 +53,21 @@ class ResultStore:
     def prob(self, t: int) -> np.ndarray:
         """Soft result (K+1, H, W) float32 of frame t (the initial state if never computed)."""
         with self._lock:
-            stored = self._probs.get(t)
-        return self.initial_prob() if stored is None else stored.astype(np.float32)
+            stored = self.storage.get_prob(t)
+            if stored is not None:
+                return stored.astype(np.float32)  # a copy, also off a memory map
+        return self.initial_prob()
 
     def has_prob(self, t: int) -> bool:
         with self._lock:
-            return t in self._probs
+            return bool(self.storage.computed[t])
 
     def set_prob(self, t: int, prob: np.ndarray) -> None:
         """Store frame t's soft result (K+1, H, W) and its arg-max index mask."""
         mask = prob.argmax(axis=0).astype(np.uint8)
         stored = prob.astype(self._dtype, copy=True)
         with self._lock:
-            self._probs[t] = stored
+            self.storage.put_prob(t, stored)
             self._masks[t] = mask
 
     def set_mask(self, t: int, padded_mask: np.ndarray) -> None:

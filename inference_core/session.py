@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,7 +39,10 @@ class Session:
         num_objects: int,
         cfg: InferenceConfig | None = None,
         observer: RoundObserver | None = None,
+        storage_dir: str | Path | None = None,
     ) -> None:
+        """storage_dir: where results are memory-mapped once they outgrow
+        cfg.result_ram_budget (default: a temporary folder; see result_storage.py)."""
         if num_objects < 1:
             raise ValueError(f"num_objects must be >= 1, got {num_objects}")
         self.nets = nets
@@ -51,8 +55,9 @@ class Session:
         self.pad = pad_amounts(h, w)
         self.padded_size = (h + self.pad[2] + self.pad[3], w + self.pad[0] + self.pad[1])
         self.results = ResultStore(
-            len(frames), self.padded_size, num_objects, self.pad, self.cfg.prob_dtype
-        )
+            len(frames), self.padded_size, num_objects, self.pad, self.cfg.prob_dtype,
+            storage_dir, self.cfg.result_ram_budget,
+        )  # fmt: skip
         self.interacted: list[int] = []  # in round order; a frame may repeat
         self._certain_keys: torch.Tensor | None = None
         self._certain_values: torch.Tensor | None = None
@@ -162,7 +167,13 @@ class Session:
         fuse = 0 <= tc < self.num_frames
         end = frames[-1]
         writes = (abs(tc - idx) - 1) // self.cfg.mem_freq + 1
-        bank = MemoryBank(self._certain_keys, self._certain_values, writes)
+        cap = self.cfg.max_pass_memory
+        bank = MemoryBank(
+            self._certain_keys,
+            self._certain_values,
+            min(writes, cap) if cap else writes,
+            rolling=bool(cap),
+        )
         last = idx
         for ti in frames:
             if cancel is not None and cancel.is_set():
@@ -203,6 +214,10 @@ class Session:
         out = aggregate_wbg(torch.sigmoid(logits), keep_bg=True)
         self.observer.fused(FusionDetails(tc, tr, ti, dist, attention, logits, out))
         return out
+
+    def close(self) -> None:
+        """Free a temporary memory-mapped result folder (results are gone afterwards)."""
+        self.results.storage.close()
 
     def _check_frame(self, t: int) -> None:
         if not 0 <= t < self.num_frames:
