@@ -95,6 +95,8 @@ def build_workspace(opts: StartupOptions, device: torch.device) -> tuple[Workspa
     output = Path(opts.output) if opts.output else default_output(video, images)
     output.mkdir(parents=True, exist_ok=True)
     frames = open_frames(video, images, opts.resolution, cache_dir=output / ".frames")
+    if hasattr(frames, "decode_in_background"):
+        frames.decode_in_background()  # long videos: the rest decodes while the person works
     # --masks imports masks; without it, masks already in the output folder resume the session.
     mask_dir = Path(opts.masks) if opts.masks else output
     if opts.masks and not mask_dir.is_dir():

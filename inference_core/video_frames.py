@@ -38,7 +38,7 @@ class VideoFrames:
         path: str | Path,
         resolution: int | None = 480,
         cache_dir: str | Path | None = None,
-        eager_limit: int = 2000,
+        eager_limit: int = 300,
         cache_size: int = 64,
     ) -> None:
         self.path = Path(path)
@@ -177,12 +177,24 @@ class VideoFrames:
         self._length = max(self._length, self._decoded)
 
     def prefetch_all(self, progress: Callable[[int, int], None] | None = None) -> None:
-        """Decode every remaining frame now; progress(done, estimated_total) after each."""
-        with self._lock:
-            while not self._finished:
+        """Decode every remaining frame now; progress(done, estimated_total) after each.
+
+        The lock is taken per frame, so readers on other threads interleave with it.
+        """
+        while True:
+            with self._lock:
+                if self._finished or self._closed:
+                    return
                 self._decode_next()
-                if progress is not None:
-                    progress(self._decoded, self._length)
+                done, total = self._decoded, self._length
+            if progress is not None:
+                progress(done, total)
+
+    def decode_in_background(self) -> threading.Thread:
+        """Start decoding the rest of the video on a daemon thread (opening stays instant)."""
+        thread = threading.Thread(target=self.prefetch_all, name="video-decode", daemon=True)
+        thread.start()
+        return thread
 
     def close(self) -> None:
         """Release the decoder and remove a temporary cache folder; idempotent."""

@@ -343,3 +343,12 @@ def test_a_frame_reads_the_same_before_and_after_eviction(video):
         first = source.get(5)
         source.get(6)
         assert np.array_equal(source.get(5), first)
+
+
+def test_background_decoding_interleaves_with_readers(video, tmp_path):
+    with VideoFrames(video, resolution=-1, eager_limit=2) as source:
+        assert source._decoded < T  # opened lazily
+        thread = source.decode_in_background()
+        _assert_is_frame(source.get(T - 1), T - 1)  # a reader is served meanwhile
+        thread.join(timeout=30)
+        assert not thread.is_alive() and source._decoded == T and len(source) == T
