@@ -1,0 +1,185 @@
+"""Semi-supervised evaluation: propagate each sequence's first-frame mask, then score J and F.
+
+    python eval_semi.py --images DIR --masks DIR --output DIR [--sequences a,b]
+        [--device auto] [--prop_model saves/stcn.pth] [--fusion_model saves/fusion_stcn.pth]
+
+--images holds JPEGImages/480p/<seq>/ (or is that folder); --masks holds Annotations/480p/<seq>/
+(likewise). Writes palette PNGs at the source resolution to OUTPUT/<seq>/. Where the mask
+folder has ground truth beyond the first frame, prints J, F and J&F per sequence and overall,
+and writes them to OUTPUT/results.csv and OUTPUT/results.json. As in the DAVIS 2017
+semi-supervised protocol, the first (given) and last frames are not scored and void pixels
+(255) are ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from evaluation.dataset import (
+    VOID_ID,
+    DavisLayoutError,
+    object_ids,
+    sequence_names,
+    sequences_folder,
+)
+from evaluation.metrics import Score, ScoreTable, frame_scores
+from inference_core.api import planned_frame_count, propagate_from_masks
+from inference_core.config import InferenceConfig
+from inference_core.frames import FrameReadError, ImageFolderFrames
+from inference_core.mask_matching import match_masks_to_frames
+from inference_core.session import Session
+from inference_core.upsample import labels_at_size
+from model.build import Networks, load_fusion_net, load_prop_net
+from model.checkpoint import CheckpointError
+from util.device import pick_device
+from util.mask_io import MaskReadError, list_mask_files, read_index_mask, write_index_mask
+
+log = logging.getLogger("eval_semi")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python eval_semi.py",
+        description="Propagate first-frame masks through DAVIS-format sequences and score them.",
+    )
+    p.add_argument("--images", required=True, help="DAVIS root (JPEGImages/480p/<seq>/)")
+    p.add_argument("--masks", required=True, help="DAVIS root (Annotations/480p/<seq>/)")
+    p.add_argument("--output", required=True, help="folder for <seq>/ masks and the results")
+    p.add_argument("--sequences", help="comma-separated names (default: every sequence)")
+    p.add_argument("--resolution", type=int, default=480, help="working shorter side; -1 = source")
+    p.add_argument("--mem_freq", type=int, default=5)
+    p.add_argument("--top_k", type=int, default=20)
+    p.add_argument("--amp", action="store_true", help="fp16 autocast on CUDA (default: fp32)")
+    p.add_argument("--device", default="auto", help="auto | cuda | mps | cpu")
+    p.add_argument("--prop_model", default="saves/stcn.pth")
+    p.add_argument("--fusion_model", default="saves/fusion_stcn.pth")
+    return p
+
+
+def _scored_frames(annotated: list[int], num_frames: int) -> list[int]:
+    """Frames with ground truth to score: not the given first frame nor, if possible, the last."""
+    inner = [t for t in annotated if 0 < t < num_frames - 1]
+    return inner or [t for t in annotated if t > 0]
+
+
+def segment_sequence(
+    nets: Networks, cfg: InferenceConfig, frames: ImageFolderFrames, masks: Path, out_dir: Path
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Propagate one sequence from its first-frame mask and write every frame's mask.
+
+    Returns (J, F), each (scored frames, objects), or None when there is no ground truth to score.
+    """
+    files = match_masks_to_frames(list_mask_files(masks), frames.names) if masks.is_dir() else {}
+    if 0 not in files:
+        raise DavisLayoutError(f"{masks}: no mask for the first frame ({frames.names[0]})")
+    given = read_index_mask(files[0], size=frames.size).copy()
+    given[given == VOID_ID] = 0  # unlabelled pixels are no object to follow
+    ids = object_ids(given)
+    if not ids:
+        raise DavisLayoutError(f"{files[0]}: the first-frame mask holds no object")
+    num_objects = max(ids)
+    session = Session(nets, frames, num_objects, cfg)
+    scored = set(_scored_frames(sorted(files), len(frames)))
+    j_rows, f_rows = [], []
+
+    def write(t: int) -> None:
+        if t == 0:
+            mask = read_index_mask(files[0], size=frames.source_size)  # the given mask, as is
+        else:
+            mask = labels_at_size(session.results.prob(t), session.pad, frames.source_size)
+        write_index_mask(out_dir / f"{frames.names[t]}.png", mask)
+        if t in scored:
+            truth = read_index_mask(files[t], size=frames.source_size)
+            j, f = frame_scores(truth, mask, num_objects, void_id=VOID_ID)
+            j_rows.append(j)
+            f_rows.append(f)
+
+    total = planned_frame_count([0], len(frames))
+    with tqdm(total=total, unit="frame", desc=out_dir.name, file=sys.stderr, leave=False) as bar:
+        for _ in propagate_from_masks(session, {0: given}, on_final=write):
+            bar.update(1)
+    return (np.array(j_rows), np.array(f_rows)) if j_rows else None
+
+
+def write_results(output: Path, table: ScoreTable) -> list[Score]:
+    """results.csv and results.json: one row per sequence, then the overall row."""
+    rows = [*table.sequences(), table.overall()]
+    records = [
+        {"sequence": s.name, "objects": s.num_objects, "J": s.j, "F": s.f, "J&F": s.jf}
+        for s in rows
+    ]
+    with open(output / "results.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+    (output / "results.json").write_text(json.dumps(records, indent=2) + "\n")
+    return rows
+
+
+def _sequences(args: argparse.Namespace, images_root: Path) -> list[str]:
+    if args.sequences:
+        names = [n.strip() for n in args.sequences.split(",") if n.strip()]
+        missing = [n for n in names if not (images_root / n).is_dir()]
+        if missing:
+            raise DavisLayoutError(f"{images_root}: no sequence folder {', '.join(missing)}")
+        return names
+    return sequence_names(images_root)
+
+
+def run(args: argparse.Namespace) -> int:
+    images_root = sequences_folder(args.images, "JPEGImages")
+    masks_root = sequences_folder(args.masks, "Annotations")
+    names = _sequences(args, images_root)
+    device = pick_device(args.device)
+    nets = Networks(
+        prop=load_prop_net(args.prop_model, device),
+        fusion=load_fusion_net(args.fusion_model, device),
+        s2m=None,
+        device=device,
+    )
+    cfg = InferenceConfig(
+        mem_freq=args.mem_freq, top_k=args.top_k, amp=args.amp, prob_dtype="float32"
+    )
+    resolution = None if args.resolution < 0 else args.resolution
+    output = Path(args.output)
+    table = ScoreTable()
+    for name in tqdm(names, unit="sequence", desc="sequences", file=sys.stderr):
+        frames = ImageFolderFrames(images_root / name, resolution=resolution)
+        scores = segment_sequence(nets, cfg, frames, masks_root / name, output / name)
+        if scores is not None:
+            table.add_sequence(name, *scores)
+    log.info("wrote the masks of %d sequences to %s", len(names), output)
+    if not table.sequences():
+        log.info("no ground truth beyond the first frames: nothing to score")
+        return 0
+    print(f"{'sequence':<24} {'J':>6} {'F':>6} {'J&F':>6}")
+    for score in write_results(output, table):
+        print(f"{score.name:<24} {score.j:6.3f} {score.f:6.3f} {score.jf:6.3f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (
+        DavisLayoutError, FrameReadError, MaskReadError, CheckpointError, ValueError, OSError,
+    ) as exc:  # fmt: skip
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Benchmarks: the DAVIS interactive track (davisinteractive) and semi-supervised J&F."""
