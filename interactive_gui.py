@@ -29,7 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--s2m_model", default="saves/s2m.pth")
     p.add_argument("--download", action="store_true",
                    help="download missing weights without asking")  # fmt: skip
-    p.add_argument("--fbrs_model", default="saves/fbrs.pth", help="clicks (not available yet)")
+    p.add_argument(
+        "--fbrs_model",
+        default="saves/fbrs.pth",
+        help="f-BRS click model (clicks are off without it)",
+    )
     return p
 
 

@@ -16,14 +16,15 @@ def options_from_args(args: argparse.Namespace) -> StartupOptions:
         video=args.video, images=args.images, masks=args.masks, output=args.output,
         num_objects=args.num_objects, resolution=args.resolution, mem_freq=args.mem_freq,
         amp=not args.no_amp, prop_model=args.prop_model, fusion_model=args.fusion_model,
-        s2m_model=args.s2m_model,
+        s2m_model=args.s2m_model, fbrs_model=args.fbrs_model,
     )  # fmt: skip
 
 
 def open_main_window(args: argparse.Namespace) -> MainWindow:
     device = pick_device(args.device)
     workspace, has_s2m = build_workspace(options_from_args(args), device)
-    controller = AppController(workspace, s2m_available=has_s2m)
+    has_clicks = workspace.editor.clicker is not None
+    controller = AppController(workspace, s2m_available=has_s2m, clicks_available=has_clicks)
     window = MainWindow(controller, title=f"MiVOS - {workspace.output}")
     window.console.log(f"Device: {device}. Masks are saved to {workspace.output}")
     return window

@@ -15,6 +15,7 @@ from PyQt5.QtCore import QObject, Qt, QThread, QTimer, pyqtSignal
 from gui.console import Timers
 from gui.display import StrokePreview, compose
 from gui.jobs import (
+    ClickJob,
     CommitJob,
     EnterLocalJob,
     ExportJob,
@@ -55,14 +56,18 @@ class AppController(QObject):
     write_failed = pyqtSignal(str)  # emitted from the writer thread; queued to the GUI
     _submit = pyqtSignal(object)
 
-    def __init__(self, workspace: Workspace, s2m_available: bool = True) -> None:
+    def __init__(
+        self, workspace: Workspace, s2m_available: bool = True, clicks_available: bool = False
+    ) -> None:
         super().__init__()
         self.ws = workspace
         self.num_objects = workspace.session.num_objects
         self.num_frames = workspace.session.num_frames
         self.frame = workspace.start_frame
         self.object = 1
-        self.mode = "scribble" if s2m_available else "free"
+        self.mode = "click" if clicks_available else ("scribble" if s2m_available else "free")
+        self.clicks_available = clicks_available
+        self.s2m_available = s2m_available
         self.brush = 3
         self.overlay = "davis"
         self.busy = False
@@ -111,7 +116,7 @@ class AppController(QObject):
         radius = self.brush // 2 + 1 if self.mode == "free" else 2
         return compose(
             frame, mask, self.overlay, self.num_objects, strokes, self._cursor, radius,
-            self.object, self._selection,
+            self.object, self._selection, self.ws.clicks(self.frame),
         )  # fmt: skip
 
     def minimap(self, image: np.ndarray, zoom_px: int) -> np.ndarray:
@@ -189,6 +194,8 @@ class AppController(QObject):
             self._selection = [x, y, x, y]  # choosing a local-control region
             self.display_changed.emit()
             return
+        if self.mode == "click":
+            return  # a click is sent on release, like the original
         label = self.object if button == int(Qt.LeftButton) else 0
         thickness = SCRIBBLE_THICKNESS if self.mode == "scribble" else self.brush
         self._stroke = StrokePreview(label, thickness, [(x, y)])
@@ -205,6 +212,11 @@ class AppController(QObject):
     def release(self, x: float, y: float, button: int) -> None:
         if self._selection is not None:
             self._enter_local(x, y)
+            return
+        if self.mode == "click" and not self.busy:
+            self.timers.pause_user()
+            positive = button == int(Qt.LeftButton)
+            self._submit.emit(ClickJob(self.frame, x, y, positive, self.object))
             return
         stroke, self._stroke = self._stroke, None
         if stroke is None:

@@ -42,9 +42,13 @@ def compose(
     cursor_radius: int,
     cursor_object: int,
     selection: tuple[float, float, float, float] | None = None,
+    clicks=(),
 ) -> np.ndarray:
     image = OVERLAY_MODES[overlay_mode](frame, mask)
     image = draw_strokes(image, strokes, num_objects)
+    for click in clicks:  # positive clicks green, negative red
+        colour = (0, 220, 0) if click.positive else (230, 0, 0)
+        image = draw_cursor(image, int(round(click.x)), int(round(click.y)), 3, colour, 1.0)
     if selection is not None:
         image = draw_selection(image, *(int(round(v)) for v in selection))
     elif cursor is not None:

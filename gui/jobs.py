@@ -55,3 +55,12 @@ class EnterLocalJob:
 @dataclass(frozen=True)
 class FinishLocalJob:
     """Paste the local region's result back into its frame."""
+
+
+@dataclass(frozen=True)
+class ClickJob:
+    frame: int
+    x: float
+    y: float
+    positive: bool
+    target: int  # object id

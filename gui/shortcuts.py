@@ -10,8 +10,8 @@ from PyQt5.QtWidgets import QMessageBox, QShortcut, QWidget
 from gui.controller import AppController
 
 MOUSE_HELP = (
-    ("Left button", "draw for the current object (scribble / brush)"),
-    ("Right button", "draw background (scribble) / erase to background (brush)"),
+    ("Left button", "positive click / draw for the current object (scribble, brush)"),
+    ("Right button", "negative click / background scribble / erase with the brush"),
     ("Mouse wheel", "brush size (Free mode)"),
 )
 
@@ -31,7 +31,8 @@ def shortcut_table(c: AppController) -> list[tuple[str, str, Callable[[], None]]
         ("Ctrl+Y", "redo", lambda: c.undo(redo=True)),
         ("Ctrl+Return", "propagate from this frame", c.propagate),
         ("Esc", "cancel the propagation", c.cancel),
-        ("S", "Scribble mode", lambda: c.set_mode("scribble")),
+        ("C", "Click mode", lambda: c.clicks_available and c.set_mode("click")),
+        ("S", "Scribble mode", lambda: c.s2m_available and c.set_mode("scribble")),
         ("F", "Free (brush) mode", lambda: c.set_mode("free")),
         ("[", "smaller brush", lambda: c.set_brush(c.brush - 2)),
         ("]", "bigger brush", lambda: c.set_brush(c.brush + 2)),

@@ -17,6 +17,9 @@ from inference_core.mask_writer import MaskWriter
 from inference_core.session import Session
 from interact.frame_editor import FrameEditor
 from model.build import Networks, load_fusion_net, load_prop_net, load_s2m
+from model.checkpoint import CheckpointError
+from model.fbrs.controller import ClickController
+from model.fbrs.load import load_fbrs
 from util.jsonl_log import JsonlLog
 from util.mask_io import list_mask_files
 
@@ -40,6 +43,7 @@ class StartupOptions:
     prop_model: str
     fusion_model: str
     s2m_model: str | None
+    fbrs_model: str | None = None
 
 
 class MissingWeights(FileNotFoundError):
@@ -83,6 +87,18 @@ def check_weights(opts: StartupOptions) -> bool:
     return False
 
 
+def _click_controller(opts: StartupOptions, device: torch.device) -> ClickController | None:
+    """f-BRS when its weights load; otherwise clicks are off (with the reason in the log)."""
+    if not opts.fbrs_model or not Path(opts.fbrs_model).is_file():
+        log.warning("%s not found: clicks are disabled", opts.fbrs_model)
+        return None
+    try:
+        return ClickController(load_fbrs(opts.fbrs_model, device))
+    except CheckpointError as exc:
+        log.warning("clicks are disabled: %s", exc)
+        return None
+
+
 def _existing_masks(folder: Path, frames: FrameSource, num_objects: int | None):
     files = match_masks_to_frames(list_mask_files(folder), frames.names)
     return load_annotations(files, frames.size, frames.source_size, num_objects)
@@ -119,7 +135,9 @@ def build_workspace(opts: StartupOptions, device: torch.device) -> tuple[Workspa
     cfg = InferenceConfig(mem_freq=opts.mem_freq, amp=opts.amp)
     # Long videos' results spill to a memory map beside the masks, not to a small /tmp.
     session = Session(nets, frames, num_objects, cfg, storage_dir=output / ".results")
-    editor = FrameEditor(num_objects, frames.size, session.pad, nets.s2m)
+    editor = FrameEditor(
+        num_objects, frames.size, session.pad, nets.s2m, clicker=_click_controller(opts, device)
+    )
     update_state(output, num_objects=num_objects, source=str(Path(video or images).resolve()))
     workspace = Workspace(session, editor, output=output, log=JsonlLog(output / LOG_FILE))
     frame = state.get("frame", 0) if mask_dir == output else 0

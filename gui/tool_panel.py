@@ -30,8 +30,6 @@ class ToolPanel(QWidget):
         for mode, radio in self.radios.items():
             self.group.addButton(radio)
             radio.toggled.connect(lambda on, m=mode: on and self.mode_changed.emit(m))
-        self.radios["click"].setEnabled(False)
-        self.radios["click"].setToolTip("Clicks (f-BRS) are not available yet")
         self.brush_label = QLabel()
         self.brush = QSlider(Qt.Horizontal)
         self.brush.setRange(1, 100)
@@ -59,6 +57,10 @@ class ToolPanel(QWidget):
     def _brush_moved(self, value: int) -> None:
         self.brush_label.setText(f"Brush size: {value}")
         self.brush_changed.emit(value)
+
+    def set_available(self, mode: str, available: bool, reason: str = "") -> None:
+        self.radios[mode].setEnabled(available)
+        self.radios[mode].setToolTip("" if available else reason)
 
     def show_mode(self, mode: str) -> None:
         self.radios[mode].blockSignals(True)

@@ -13,6 +13,7 @@ import threading
 from PyQt5.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 
 from gui.jobs import (
+    ClickJob,
     CommitJob,
     EnterLocalJob,
     ExportJob,
@@ -60,6 +61,9 @@ class InferenceWorker(QObject):
             self.edited.emit(
                 job.frame, f"Interaction {job.mode.capitalize()} at frame {job.frame}."
             )
+        elif isinstance(job, ClickJob):
+            ws.apply_click(job.frame, job.x, job.y, job.positive, job.target)
+            self.edited.emit(job.frame, f"Interaction Click at frame {job.frame}.")
         elif isinstance(job, UndoJob):
             changed = ws.redo(job.frame) if job.redo else ws.undo(job.frame)
             what = "Redo" if job.redo else "Undo"

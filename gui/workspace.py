@@ -104,6 +104,20 @@ class Workspace:
         )
         self._show(t, new)
 
+    def apply_click(self, t: int, x: float, y: float, positive: bool, target: int) -> None:
+        self.record("click", t, object=target, positive=positive, local=self.local is not None)
+        if self.local is not None and self.local.frame == t:
+            self.local.click(x, y, positive, target, self._local_image())
+            return
+        new = self.editor.click(t, x, y, positive, target, self.session.image(t), self.committed(t))
+        self._show(t, new)
+
+    def clicks(self, t: int):
+        """Clicks of the live click session on frame t (or in the local region), for drawing."""
+        if self.local is not None:
+            return self.local.editor.clicks(0)
+        return self.editor.clicks(t)
+
     def undo(self, t: int) -> bool:
         self.record("undo", t)
         if self.local is not None:
@@ -130,7 +144,9 @@ class Workspace:
     def enter_local(self, t: int, box: Box) -> None:
         self.record("local", t, box=list(box))
         self.editor.end_interaction()
-        self.local = LocalRegion(t, box, self.current_prob(t), self.session.pad, self.editor.s2m)
+        self.local = LocalRegion(
+            t, box, self.current_prob(t), self.session.pad, self.editor.s2m, self.editor.clicker
+        )
 
     def _local_image(self):
         crop = self.local.crop_image(self.session.frames.get(self.local.frame))

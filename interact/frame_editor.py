@@ -6,19 +6,51 @@ probabilities. Probabilities are (K+1, H, W) float32 at the padded size, backgro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 
+from interact.click import ClickInteraction
 from interact.free import FreeInteraction
 from interact.history import EditHistory, apply_crop, make_edit
 from interact.scribble import ScribbleInteraction
 from interact.strokes import Stroke
+from model.fbrs.controller import ClickController
 from model.s2m import S2MNetwork
 from util.tensor_util import Pad, unpad
 
 Mode = Literal["scribble", "free"]
+
+
+@dataclass(frozen=True)
+class ClickMark:
+    """One click as the history and the overlay see it (unpadded image coordinates)."""
+
+    x: float
+    y: float
+    positive: bool
+
+
+class _ClickSession:
+    """A click interaction seen like the stroke-based ones: `strokes` are its clicks."""
+
+    def __init__(self, interaction: ClickInteraction) -> None:
+        self.interaction = interaction
+        self.strokes: list[ClickMark] = []
+
+    def click(self, mark: ClickMark) -> torch.Tensor:
+        out = self.interaction.add_click(mark.x, mark.y, mark.positive)
+        self.strokes.append(mark)
+        return out
+
+    def undo(self) -> ClickMark:
+        self.interaction.undo_click()  # restores f-BRS's state from before that click
+        return self.strokes.pop()
+
+    def append_stroke(self, mark: ClickMark) -> None:
+        self.click(mark)  # redo: re-run the click so f-BRS's state follows the mask
 
 
 class FrameEditor:
@@ -31,11 +63,13 @@ class FrameEditor:
         pad: Pad,
         s2m: S2MNetwork | None = None,
         history_capacity: int = 50,
+        clicker: ClickController | None = None,
     ) -> None:
         self.num_objects = num_objects
         self.frame_size = frame_size
         self.pad = pad
         self.s2m = s2m
+        self.clicker = clicker  # the f-BRS click controller, when fbrs.pth is loaded
         self._capacity = history_capacity
         self._pending: dict[int, np.ndarray] = {}
         self._histories: dict[int, EditHistory] = {}
@@ -111,6 +145,42 @@ class FrameEditor:
         new = new[:, 0].float().cpu().numpy()
         self._record(t, base, new, live, stroke)
         return new
+
+    def click(
+        self,
+        t: int,
+        x: float,
+        y: float,
+        positive: bool,
+        target: int,
+        image: torch.Tensor,
+        committed: np.ndarray,
+    ) -> np.ndarray:
+        """One f-BRS click for object `target` at unpadded (x, y); the frame's new probabilities.
+
+        Clicks on the same frame and object accumulate in one session; another frame, another
+        object or another kind of interaction starts a new one.
+        """
+        if self.clicker is None:
+            raise RuntimeError("clicks need the f-BRS network (fbrs.pth), which is not loaded")
+        base = self.current(t, committed)
+        live = self._live
+        same = isinstance(live, _ClickSession) and self._live_frame == t
+        if not (same and live.interaction.target_object == target):
+            prev = torch.from_numpy(base[1:, None]).to(image.device)
+            live = _ClickSession(ClickInteraction(image, prev, target, self.pad, self.clicker))
+            self._live, self._live_frame = live, t
+        mark = ClickMark(x, y, positive)
+        new = live.click(mark)[:, 0].float().cpu().numpy()
+        self._record(t, base, new, live, mark)
+        return new
+
+    def clicks(self, t: int) -> list[ClickMark]:
+        """The live click session's clicks on frame t (for drawing)."""
+        live = self._live
+        return (
+            list(live.strokes) if isinstance(live, _ClickSession) and self._live_frame == t else []
+        )
 
     def reset_frame(self, t: int, committed: np.ndarray) -> np.ndarray:
         """Make frame t all background (an undoable edit)."""

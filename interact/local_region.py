@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from interact.frame_editor import FrameEditor, Mode
+from model.fbrs.controller import ClickController
 from model.s2m import S2MNetwork
 from util.tensor_util import Pad, pad_amounts
 
@@ -39,6 +40,7 @@ class LocalRegion:
         full_prob: np.ndarray,
         frame_pad: Pad,
         s2m: S2MNetwork | None,
+        clicker: ClickController | None = None,
     ) -> None:
         self.frame = frame
         self.box = box
@@ -49,7 +51,7 @@ class LocalRegion:
         left, _, top, _ = frame_pad
         crop = full_prob[:, top + y0 : top + y1, left + x0 : left + x1]
         self._base = self._pad_prob(crop)
-        self.editor = FrameEditor(full_prob.shape[0] - 1, self.size, self.pad, s2m)
+        self.editor = FrameEditor(full_prob.shape[0] - 1, self.size, self.pad, s2m, clicker=clicker)
 
     def _pad_prob(self, crop: np.ndarray) -> np.ndarray:
         padded = F.pad(torch.from_numpy(np.ascontiguousarray(crop)), self.pad).numpy()
@@ -78,6 +80,10 @@ class LocalRegion:
     def stroke(self, mode: Mode, label: int, points, brush: int, image: torch.Tensor) -> None:
         """image: the crop, normalised and padded (1,3,h',w')."""
         self.editor.stroke(0, mode, label, points, brush, image, self._base)
+
+    def click(self, x: float, y: float, positive: bool, target: int, image: torch.Tensor) -> None:
+        """A click in crop coordinates; f-BRS runs on the crop with the crop's own padding."""
+        self.editor.click(0, x, y, positive, target, image, self._base)
 
     def undo(self) -> bool:
         return self.editor.undo(0, self._base) is not None

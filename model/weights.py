@@ -2,22 +2,20 @@
 
 A file is valid only when it loads with `weights_only=True` and matches its network strictly:
 stcn.pth, fusion_stcn.pth and s2m.pth load into our own networks (model.build.load_network);
-fbrs.pth, whose network is not built here yet, is compared key by key and shape by shape with
-model/schemas/fbrs.json.
+fbrs.pth loads into our f-BRS network (model.fbrs.load), which tolerates exactly the real
+file's known differences (no num_batches_tracked, an aspp_dropout scalar).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from model.build import FUSION, PROPAGATION, S2M, NetworkSpec, load_network
-from model.checkpoint import CheckpointError, identify, read_state_dict
+from model.checkpoint import CheckpointError
+from model.fbrs.load import validate_fbrs_file
 
-_FBRS_SCHEMA = Path(__file__).with_name("schemas") / "fbrs.json"
 _MAX_LISTED = 5
 
 
@@ -50,43 +48,9 @@ def _network_validator(net: NetworkSpec) -> Callable[[Path], None]:
     return validate
 
 
-@cache
-def _fbrs_schema() -> tuple[dict[str, tuple[int, ...]], str, dict[str, tuple[int, ...]]]:
-    raw = json.loads(_FBRS_SCHEMA.read_text(encoding="utf-8"))
-    keys = {k: tuple(v) for k, v in raw["keys"].items()}
-    extras = {k: tuple(v) for k, v in raw["allowed_extra_keys"].items()}
-    return keys, raw["optional_key_suffix"], extras
-
-
-def _listed(items: list[str]) -> str:
-    shown = ", ".join(items[:_MAX_LISTED])
-    return shown + (f", ... ({len(items)} in all)" if len(items) > _MAX_LISTED else "")
-
-
 def validate_fbrs(path: Path) -> None:
-    """Check fbrs.pth against the stored f-BRS key/shape schema; raise CheckpointError if off."""
-    sd = read_state_dict(path)
-    expected, optional_suffix, extras = _fbrs_schema()
-    missing = [k for k in expected if k not in sd and not k.endswith(optional_suffix)]
-    # The optional extras are scalars (aspp_dropout); any one-element tensor will do.
-    unexpected = [k for k in sd if k not in expected and not (k in extras and sd[k].numel() == 1)]
-    wrong_shape = [
-        f"{k} {tuple(sd[k].shape)} (expected {shape})"
-        for k, shape in expected.items()
-        if k in sd and tuple(sd[k].shape) != shape and not (shape == () and sd[k].numel() == 1)
-    ]
-    if missing or unexpected or wrong_shape:
-        parts = ["does not match the f-BRS click network (fbrs.pth)"]
-        found = identify(sd)
-        if found and "f-BRS" not in found:
-            parts[0] += f"; it looks like {found}"
-        if missing:
-            parts.append(f"{len(missing)} missing keys: {_listed(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys: {_listed(unexpected)}")
-        if wrong_shape:
-            parts.append(f"{len(wrong_shape)} wrong shapes: {_listed(wrong_shape)}")
-        raise CheckpointError(path, "; ".join(parts))
+    """Load fbrs.pth into our f-BRS network the way the application does; CheckpointError if off."""
+    validate_fbrs_file(path)
 
 
 STCN_WEIGHTS = WeightSpec(

@@ -1,0 +1,81 @@
+"""Loading the official f-BRS checkpoint (resnet50_dh128_lvis.pth, saved as fbrs.pth).
+
+The file is a plain name -> tensor dict that the original loads non-strictly and auto-configures
+from its keys (clicks_fbrs.md §1). We load it strictly instead: every float key with its exact
+shape, tolerating only what the MXNet-converted release plausibly differs by (no BatchNorm
+`num_batches_tracked`, an extra scalar `aspp_dropout`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from model.checkpoint import (
+    CheckpointError,
+    apply_compatible_rewrites,
+    load_strict,
+    read_state_dict,
+)
+from model.fbrs.network import DEFAULT_ASPP_DROPOUT, FBRSNetwork
+
+DESCRIPTION = "the f-BRS click network (fbrs.pth)"
+ASPP_DROPOUT_KEY = "aspp_dropout"
+
+
+def split_config(sd: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], float]:
+    """Remove a scalar `aspp_dropout` entry (configuration, not a weight) and return its value.
+
+    A non-scalar entry of that name is left in place, so the strict load reports it.
+    """
+    out = dict(sd)
+    value = out.get(ASPP_DROPOUT_KEY)
+    if value is None or value.numel() != 1:
+        return out, DEFAULT_ASPP_DROPOUT
+    del out[ASPP_DROPOUT_KEY]
+    return out, float(value)
+
+
+def load_fbrs(path: str | Path | None, device: torch.device | str = "cpu") -> FBRSNetwork:
+    """Build the click network, load `path` strictly (None keeps random weights), freeze,
+    move to `device` and switch to eval mode. Raises CheckpointError for an unusable file."""
+    sd, dropout = None, DEFAULT_ASPP_DROPOUT
+    if path is not None:
+        sd, dropout = split_config(apply_compatible_rewrites(read_state_dict(path)))
+    net = FBRSNetwork(aspp_dropout=dropout)  # dropout is inactive in eval mode anyway
+    if sd is not None:
+        load_strict(net, sd, path, DESCRIPTION)
+    for p in net.parameters():
+        p.requires_grad_(False)  # BRS differentiates w.r.t. its own vector only
+    return net.to(device).eval()
+
+
+def validate_fbrs_file(path: str | Path) -> None:
+    """Raise CheckpointError unless `path` loads into the click network (CPU, strict)."""
+    load_fbrs(path, "cpu")
+
+
+def state_dict_fingerprint(sd: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over every entry's (key, dtype, shape, raw bytes), in order: tells which weights
+    produced a result (the parity vectors store it for the synthetic weights)."""
+    h = hashlib.sha256()
+    for key, value in sd.items():
+        a = value.detach().cpu().contiguous().numpy()
+        h.update(key.encode("utf-8"))
+        h.update(str(a.dtype).encode())
+        h.update(str(tuple(a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+__all__ = [
+    "CheckpointError",
+    "DESCRIPTION",
+    "load_fbrs",
+    "split_config",
+    "state_dict_fingerprint",
+    "validate_fbrs_file",
+]

@@ -1,0 +1,136 @@
+"""One f-BRS prediction: transforms, click encoding, features, BRS, inverse transforms (spec §5-6).
+
+The predictor keeps what carries from one click to the next (transform states, the BRS vector,
+the cached features); `get_state`/`set_state` snapshot all of it but the feature cache, which
+the original does not restore on undo either (it is recomputed while there are <= 8 clicks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from model.fbrs.brs import BRSObjective, BRSResult, BRSSettings, apply_vector, refine, zero_vector
+from model.fbrs.clicks import NET_CLICKS_LIMIT, Click, click_squares, points_tensor
+from model.fbrs.distance_maps import click_maps
+from model.fbrs.network import FBRSNetwork
+from model.fbrs.transforms import Box, ChainState, TransformChain
+
+NORM_RADIUS = 260  # MiVOS' distance-map radius (pixels of the network input)
+
+
+@dataclass(frozen=True)
+class PredictorState:
+    """Everything undo restores: transform states and the BRS vector."""
+
+    transforms: ChainState
+    brs_x: np.ndarray
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """What one prediction did, for diagnostics and parity checks."""
+
+    net_input_hw: tuple[int, int]
+    net_clicks: list[list[Click]]  # [original, flipped] click lists in network coordinates
+    net_points: torch.Tensor  # (2,2P,2) the points tensor of the distance maps
+    pos_mask_sum: np.ndarray  # (2,) BRS click-square pixels per copy
+    neg_mask_sum: np.ndarray
+    net_logits: torch.Tensor  # (2,1,h',w')
+    features_recomputed: bool
+    brs_x0: np.ndarray | None  # L-BFGS start (None when no optimisation ran)
+    brs: BRSResult | None
+    zoom_roi: Box | None
+    limit_roi: Box | None
+
+
+class FBRSPredictor:
+    """f-BRS-B predictor with MiVOS' transforms and settings."""
+
+    def __init__(
+        self,
+        net: FBRSNetwork,
+        settings: BRSSettings | None = None,
+        norm_radius: float = NORM_RADIUS,
+        optimize_after_n_clicks: int = 1,
+        net_clicks_limit: int = NET_CLICKS_LIMIT,
+        transforms: TransformChain | None = None,
+    ) -> None:
+        """Defaults are MiVOS' settings; tests may pass a smaller zoom or a shorter L-BFGS."""
+        self.net = net
+        self.settings = settings or BRSSettings()
+        self.norm_radius = norm_radius
+        self.optimize_after_n_clicks = optimize_after_n_clicks
+        self.net_clicks_limit = net_clicks_limit
+        self.transforms = transforms or TransformChain()
+        self.brs_x = zero_vector()
+        self._features: torch.Tensor | None = None
+        self.last: PredictionRecord | None = None
+
+    def reset(self) -> None:
+        """Start a new session: no ROI, no previous mask, zero BRS vector, no cached features."""
+        self.transforms.reset()
+        self.brs_x = zero_vector()
+        self._features = None
+        self.last = None
+
+    def get_state(self) -> PredictorState:
+        return PredictorState(self.transforms.get_state(), self.brs_x.copy())
+
+    def set_state(self, state: PredictorState) -> None:
+        self.transforms.set_state(state.transforms)
+        self.brs_x = state.brs_x.copy()
+
+    def _click_squares(self, lists: list[list[Click]], size, like: torch.Tensor):
+        maps = [click_squares(cl, *size) for cl in lists]
+        with torch.inference_mode(False):  # the BRS loss saves them for backward
+            pos = torch.from_numpy(np.stack([p for p, _ in maps])[:, None]).to(like.device)
+            neg = torch.from_numpy(np.stack([n for _, n in maps])[:, None]).to(like.device)
+        return pos, neg
+
+    def predict(
+        self,
+        image: torch.Tensor,
+        clicks: Sequence[Click],
+        replay: Sequence[np.ndarray] | None = None,
+    ) -> torch.Tensor:
+        """image (1,3,H,W) normalised padded frame, all clicks of the session in its
+        coordinates -> probability (1,1,H,W). `replay`: recorded L-BFGS points to evaluate
+        instead of letting the optimiser choose (parity tests)."""
+        batch, lists, changed = self.transforms.forward(image, clicks)
+        size = (int(batch.shape[-2]), int(batch.shape[-1]))
+        points = points_tensor(lists, self.net_clicks_limit, device=image.device)
+        recompute = self._features is None or changed or len(clicks) <= self.net_clicks_limit
+        if recompute:
+            maps = click_maps(points, *size, self.norm_radius)
+            with torch.no_grad():
+                self._features = self.net.features(batch, maps)
+        pos, neg = self._click_squares(lists, size, image)
+        brs, x0 = None, None
+        if len(clicks) > self.optimize_after_n_clicks:
+            x0 = self.brs_x
+            objective = BRSObjective(self.net, self._features, pos, neg, self.settings)
+            brs = refine(objective, x0, replay)
+            logits, self.brs_x = brs.logits, brs.x
+        else:
+            with torch.no_grad():
+                x = torch.as_tensor(self.brs_x, dtype=torch.float32, device=image.device)
+                logits = apply_vector(self.net, self._features, x, size).float()
+        prob = self.transforms.inverse(logits)
+        self.last = PredictionRecord(
+            net_input_hw=size,
+            net_clicks=lists,
+            net_points=points,
+            pos_mask_sum=pos.flatten(1).sum(1).cpu().numpy(),
+            neg_mask_sum=neg.flatten(1).sum(1).cpu().numpy(),
+            net_logits=logits,
+            features_recomputed=recompute,
+            brs_x0=None if x0 is None else np.asarray(x0, dtype=np.float64),
+            brs=brs,
+            zoom_roi=self.transforms.zoom.state.roi,
+            limit_roi=self.transforms.limit.state.roi,
+        )
+        return prob
