@@ -21,6 +21,7 @@ from evaluation.dataset import SUBSETS, DavisFolder, DavisLayoutError, describe_
 from inference_core.frames import FrameReadError
 from model.build import load_networks
 from model.checkpoint import CheckpointError
+from util.cli import run_command
 from util.device import pick_device
 from util.mask_io import MaskReadError
 
@@ -101,19 +102,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (
-        DavisLayoutError, CheckpointError, MaskReadError, FrameReadError,
-        LibraryMissing, ValueError, OSError,
-    ) as exc:  # fmt: skip
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(
+        lambda: run(args),
+        (
+            DavisLayoutError,
+            CheckpointError,
+            MaskReadError,
+            FrameReadError,
+            LibraryMissing,
+            ValueError,
+            OSError,
+        ),
+    )
 
 
 if __name__ == "__main__":

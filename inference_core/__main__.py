@@ -27,6 +27,7 @@ from inference_core.mask_matching import load_annotations, match_masks_to_frames
 from inference_core.session import Session
 from model.build import Networks, load_fusion_net, load_prop_net
 from model.checkpoint import CheckpointError
+from util.cli import run_command
 from util.device import pick_device
 from util.mask_io import MaskReadError, list_mask_files, read_index_mask, write_index_mask
 from util.tensor_util import unpad
@@ -127,16 +128,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (FrameReadError, MaskReadError, CheckpointError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(
+        lambda: run(args), (FrameReadError, MaskReadError, CheckpointError, ValueError, OSError)
+    )
 
 
 if __name__ == "__main__":
