@@ -32,7 +32,7 @@ def test_layers_point_one_way():
                 assert frozenset({package, top}) not in PEERS, f"{path} imports peer {top}"
             if package != "gui":
                 assert top not in QT, f"{path} imports Qt"
-            assert top != "evaluation", f"{path} imports the evaluation package (nothing may)"
+            assert top not in {"evaluation", "training"}, f"{path} imports {top} (nothing may)"
 
 
 def test_no_hard_coded_cuda():
