@@ -3,20 +3,17 @@ undo, session resets. Runs on random weights (no shared files needed)."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from interact.click import ClickInteraction
 from model.fbrs.brs import BRSSettings, zero_vector
 from model.fbrs.controller import ClickController
-from model.fbrs.load import load_fbrs
 from model.fbrs.predictor import FBRSPredictor
 from model.fbrs.transforms import TransformChain, ZoomIn
 from model.normalize import normalize_frames
+from tests.fbrs_helpers import he_initialised_fbrs
 from util.tensor_util import pad_divide_by
 
 H0, W0 = 60, 90  # padded to 64 x 96 with pad (3, 3, 2, 2)
@@ -24,20 +21,7 @@ H0, W0 = 60, 90  # padded to 64 x 96 with pad (3, 3, 2, 2)
 
 @pytest.fixture(scope="module")
 def net():
-    """Random He-initialised weights: PyTorch's default init gives a flat 0.5 everywhere,
-    these give click-dependent masks covering part of the frame."""
-    net = load_fbrs(None, "cpu")
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, m in net.named_modules():
-            if isinstance(m, nn.Conv2d):
-                m.weight.normal_(0, math.sqrt(2 / m.weight[0].numel()), generator=gen)
-                if m.bias is not None:
-                    m.bias.zero_()
-            elif isinstance(m, nn.BatchNorm2d):
-                # Damp each residual branch so activations stay bounded through 16 blocks.
-                m.weight.fill_(0.25 if name.endswith("bn3") else 1.0)
-    return net
+    return he_initialised_fbrs()
 
 
 @pytest.fixture(scope="module")

@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
 from PyQt5.QtCore import Qt
 from PyQt5.QtTest import QTest
-from torch import nn
 
-from model.fbrs.load import load_fbrs
+from tests.fbrs_helpers import he_initialised_fbrs
 from tests.gui_helpers import open_window, widget_pos, write_clip, write_weights
 
 
 def _click_weights(path):
-    """He-initialised f-BRS weights: click-dependent masks (PyTorch's default init is flat)."""
-    net = load_fbrs(None, "cpu")
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, m in net.named_modules():
-            if isinstance(m, nn.Conv2d):
-                m.weight.normal_(0, math.sqrt(2 / m.weight[0].numel()), generator=gen)
-                if m.bias is not None:
-                    m.bias.zero_()
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.fill_(0.25 if name.endswith("bn3") else 1.0)
+    net = he_initialised_fbrs()
     torch.save(net.state_dict(), path)
     return path
 
