@@ -87,8 +87,8 @@ def find_static_pairs(roots: tuple[str, ...]) -> list[tuple[Path, Path]]:
     return pairs
 
 
-class StaticClips(Dataset):
-    """Synthetic 3-frame clips from single images (single object: present = [1, 0])."""
+class StaticPairs(Dataset):
+    """Base of the datasets built from <name>.jpg + <name>.png pairs (one object)."""
 
     def __init__(self, roots: tuple[str, ...], crop: int) -> None:
         self.pairs = find_static_pairs(roots)
@@ -97,10 +97,18 @@ class StaticClips(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """RGB image and its binary mask (1, H, W) uint8 (mask pixels > 127 are the object)."""
+        image = read_rgb(self.pairs[index][0])
+        return image, (read_labels(self.pairs[index][1]) > 127).astype(np.uint8)[None]
+
+
+class StaticClips(StaticPairs):
+    """Synthetic 3-frame clips from single images (single object: present = [1, 0])."""
+
     def __getitem__(self, index: int) -> dict:
         rng = sample_rng()
-        image = read_rgb(self.pairs[index][0])
-        mask = (read_labels(self.pairs[index][1]) > 127).astype(np.uint8)[None]
+        image, mask = self.load(index)
         # Whole-sample: scale + flip + colour, shared by the three frames.
         image, mask = aug.warp(
             image, mask, aug.random_affine(rng, image.shape[:2], 0, (0.8, 1.5), 0)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from model.normalize import normalize_frames
 from training import augment as aug
-from training.datasets import find_static_pairs, read_labels, read_rgb, sample_rng
+from training.datasets import StaticPairs, sample_rng
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -77,20 +76,12 @@ def _as_map(mask: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(mask.astype(np.float32))[None]
 
 
-class ScribbleSamples(Dataset):
+class ScribbleSamples(StaticPairs):
     """Static image + mask -> rgb (3,S,S), prev/pos/neg (1,S,S) float, gt (S,S) long."""
-
-    def __init__(self, roots: tuple[str, ...], crop: int) -> None:
-        self.pairs = find_static_pairs(roots)
-        self.crop = crop
-
-    def __len__(self) -> int:
-        return len(self.pairs)
 
     def __getitem__(self, index: int) -> dict:
         rng = sample_rng()
-        image = read_rgb(self.pairs[index][0])
-        gt = (read_labels(self.pairs[index][1]) > 127).astype(np.uint8)[None]
+        image, gt = self.load(index)
         image, gt = aug.warp(
             image, gt, aug.random_affine(rng, image.shape[:2], 20, (0.8, 1.25), 10)
         )
