@@ -20,6 +20,16 @@ _SIGNATURES: tuple[tuple[str, str], ...] = (
     ("classifier.aspp.project.0.weight", "the S2M scribble network (s2m.pth)"),
     ("feature_extractor.backbone.conv1.0.weight", "the f-BRS click network (fbrs.pth)"),
 )
+# Networks of other versions or projects that people mistake for ours (checked before _SIGNATURES:
+# some share our key prefixes). Matched by key prefix.
+_OTHER_VERSIONS: tuple[tuple[str, str], ...] = (
+    ("key_proj.d_proj.", "XMem's network (STCN's successor, with a different memory design)"),
+    ("decoder.hidden_update.", "XMem's network (STCN's successor, with a different memory design)"),
+    ("pixel_encoder.", "Cutie's network (a later model with an object transformer)"),
+    ("object_transformer.", "Cutie's network (a later model with an object transformer)"),
+    ("mask_rgb_encoder.", "the first MiVOS release's STM-based propagation model"),
+    ("kv_m_f16.", "the first MiVOS release's STM-based propagation model"),
+)
 _MAX_LISTED = 5
 _REDOWNLOAD = "download it again (python download_model.py)"
 
@@ -110,6 +120,9 @@ def apply_compatible_rewrites(sd: Mapping[str, torch.Tensor]) -> dict[str, torch
 
 def identify(sd: Mapping[str, torch.Tensor]) -> str | None:
     """Which known network a state dict belongs to, if any."""
+    for prefix, description in _OTHER_VERSIONS:
+        if any(k.startswith(prefix) for k in sd):
+            return description
     for key, description in _SIGNATURES:
         if key in sd:
             return description
@@ -147,9 +160,18 @@ def load_strict(
     ]
     if missing or unexpected or wrong_shape:
         parts = [f"does not match {what}"]
-        found = identify(sd)
-        if found and found != identify(expected):
+        found, ours = identify(sd), identify(expected)
+        if found and found != ours:
             parts[0] += f"; it looks like {found}"
+        elif found is not None and found == ours:
+            # Our network's family, other keys or shapes: a checkpoint from another code version.
+            common = sum(k in sd for k in expected)
+            parts[0] += (
+                f"; it looks like a different version of it ({common} of {len(expected)} "
+                f"expected keys present), which this program cannot use; {_REDOWNLOAD}"
+            )
+        if found in {d for _, d in _OTHER_VERSIONS}:
+            parts[0] += f"; this program needs the official MiVOS-STCN weights: {_REDOWNLOAD}"
         if missing:
             parts.append(f"{len(missing)} missing keys: {_listed(missing)}")
         if unexpected:

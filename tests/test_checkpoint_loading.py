@@ -145,3 +145,43 @@ def test_wrapped_state_dict_is_unwrapped(tmp_path):
     path = tmp_path / "wrapped.pth"
     torch.save({"state_dict": sd, "it": torch.tensor(5)}, path)
     assert _same_weights(load_s2m(path), sd)
+
+
+def _rename_keys(sd, old: str, new: str) -> dict:
+    return {k.replace(old, new, 1): v for k, v in sd.items()}
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        # An STCN-family file whose decoder was renamed/reshaped in another code version.
+        ("renamed_decoder", "looks like a different version of it"),
+        ("xmem", "XMem's network"),
+        ("stm_mivos", "first MiVOS release's STM-based propagation model"),
+    ],
+)
+def test_checkpoint_of_an_incompatible_version_is_named(tmp_path, prop_sd, case, expected):
+    sd = dict(prop_sd)
+    if case == "renamed_decoder":
+        sd = _rename_keys(sd, "decoder.", "decoder_v2.")
+    elif case == "xmem":
+        sd["key_proj.d_proj.weight"] = torch.zeros(1, 1024, 3, 3)
+        sd["decoder.hidden_update.transform.weight"] = torch.zeros(3, 3)
+    else:
+        sd = _rename_keys(sd, "key_encoder.", "mask_rgb_encoder.")
+    path = tmp_path / "stcn ünïcode.pth"
+    torch.save(sd, path)
+    with pytest.raises(CheckpointError) as err:
+        load_prop_net(path)
+    msg = str(err.value)
+    assert msg.startswith(str(path))
+    assert expected in msg
+    assert "python download_model.py" in msg
+    assert "\n" not in msg
+
+
+def test_a_checkpoint_in_the_legacy_torch_format_loads(tmp_path, prop_sd):
+    # Checkpoints saved by torch < 1.6 use the tar-based format; weights_only reads it too.
+    path = tmp_path / "old.pth"
+    torch.save(prop_sd, path, _use_new_zipfile_serialization=False)
+    assert _same_weights(load_prop_net(path), prop_sd)
