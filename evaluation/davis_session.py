@@ -37,7 +37,10 @@ log = logging.getLogger(__name__)
 # Interaction numbers (0-based, per sample) that propagate and fuse; the rest update one frame.
 PROPAGATE_AT = (2, 5, 7)
 SCRIBBLE_IGNORE = -1  # scribbles2mask's value where nothing was drawn
-EVAL_CONFIG = InferenceConfig(mem_freq=5, top_k=20, amp=False, prob_dtype="float32")
+# The original's rules throughout (re-interactions appended), so scores compare with the paper.
+EVAL_CONFIG = InferenceConfig(
+    mem_freq=5, top_k=20, amp=False, prob_dtype="float32", reinteraction="append"
+)
 
 
 def scribbled_frame(scribbles: dict) -> int | None:

@@ -14,6 +14,11 @@ class InferenceConfig:
     feature_cache / image_cache: frames whose encoder outputs / normalised images stay on device.
     max_pass_memory: at most this many propagated frames in a pass's memory (the oldest leave
     first); None = the original's unbounded rule (interacted frames + every mem_freq-th frame).
+    reinteraction: what a frame interacted with again does to the certain memory. "replace": its
+    new key/value replaces the old one, so a correction takes full effect and the certain memory
+    holds at most one entry per frame (bounded however long the session). "append": the original
+    MiVOS rule (every round adds an entry; the old mask keeps half the say) - replay and the DAVIS
+    evaluation use it to reproduce the published numbers.
     """
 
     mem_freq: int = 5
@@ -24,6 +29,7 @@ class InferenceConfig:
     image_cache: int = 4
     max_pass_memory: int | None = None
     result_ram_budget: int = 1 << 30  # bytes of results kept in RAM before memory-mapping
+    reinteraction: str = "replace"
 
     def __post_init__(self) -> None:
         if self.mem_freq < 1:
@@ -32,5 +38,9 @@ class InferenceConfig:
             raise ValueError(f"top_k must be >= 1, got {self.top_k}")
         if self.max_pass_memory is not None and self.max_pass_memory < 1:
             raise ValueError(f"max_pass_memory must be >= 1, got {self.max_pass_memory}")
+        if self.reinteraction not in ("replace", "append"):
+            raise ValueError(
+                f"reinteraction must be replace or append, got {self.reinteraction!r}"
+            )
         if self.prob_dtype not in ("float16", "float32"):
             raise ValueError(f"prob_dtype must be float16 or float32, got {self.prob_dtype!r}")

@@ -27,6 +27,9 @@ class FrameLRU(Generic[V]):
             self._items.popitem(last=False)
         return value
 
+    def values(self) -> list[V]:
+        return list(self._items.values())
+
     def clear(self) -> None:
         self._items.clear()
 

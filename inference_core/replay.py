@@ -169,6 +169,7 @@ def replay(ref, nets: Networks, prob_dtype: str = "float32") -> dict[str, np.nda
         mem_freq=int(meta.get("mem_freq", 5)),
         top_k=int(meta.get("top_k", 20)),
         prob_dtype=prob_dtype,
+        reinteraction="append",  # the original's rule, which the references were made with
     )
     session = Session(nets, ArrayFrames(frames_u8), num_objects, cfg)
     out: dict[str, np.ndarray] = {

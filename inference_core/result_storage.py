@@ -62,6 +62,13 @@ class ResultArrays:
             return self._probs.get(t)
         return self._probs[t] if self.computed[t] else None
 
+    def ram_bytes(self) -> int:
+        """Bytes of results held in RAM (memory-mapped arrays count as none: the OS pages them)."""
+        if self.memory_mapped:
+            return self.computed.nbytes
+        probs = sum(p.nbytes for p in self._probs.values())
+        return probs + self.labels.nbytes + self.computed.nbytes
+
     def put_prob(self, t: int, prob: np.ndarray) -> None:
         self._probs[t] = prob
         self.computed[t] = True

@@ -61,6 +61,7 @@ class Session:
         self.interacted: list[int] = []  # in round order; a frame may repeat
         self._certain_keys: torch.Tensor | None = None
         self._certain_values: torch.Tensor | None = None
+        self._certain_frames: list[int] = []  # the frame of each certain-memory entry
         self._round_key: torch.Tensor | None = None  # k16 of the latest interacted frame
         self._pos_diff: torch.Tensor | None = None
         self._neg_diff: torch.Tensor | None = None
@@ -113,12 +114,19 @@ class Session:
             self._previews.discard(t)
             feats = self.features(t)
             value = self.nets.prop.encode_value(self.image(t), feats.f16, prob[1:])
-            self._append_certain(feats.k16.unsqueeze(2), value)
+            self._remember(t, feats.k16.unsqueeze(2), value)
             self._round_key = feats.k16.unsqueeze(2)
         self.interacted.append(t)
         self.observer.memory_written(t)
 
-    def _append_certain(self, key: torch.Tensor, value: torch.Tensor) -> None:
+    def _remember(self, t: int, key: torch.Tensor, value: torch.Tensor) -> None:
+        """Put frame t's key/value into the certain memory (see InferenceConfig.reinteraction)."""
+        if self.cfg.reinteraction == "replace" and t in self._certain_frames:
+            slot = self._certain_frames.index(t)
+            self._certain_keys[:, :, slot] = key[:, :, 0]
+            self._certain_values[:, :, slot] = value[:, :, 0]
+            return
+        self._certain_frames.append(t)
         if self._certain_keys is None:
             self._certain_keys, self._certain_values = key, value
         else:
@@ -214,6 +222,21 @@ class Session:
         out = aggregate_wbg(torch.sigmoid(logits), keep_bg=True)
         self.observer.fused(FusionDetails(tc, tr, ti, dist, attention, logits, out))
         return out
+
+    def memory_report(self) -> dict[str, int]:
+        """Bytes held by each part that can grow during a session (for readouts and tests)."""
+
+        def tensors(values) -> int:
+            return sum(x.nbytes for v in values for x in (v if isinstance(v, tuple) else (v,)))
+
+        certain = [x for x in (self._certain_keys, self._certain_values) if x is not None]
+        return {
+            "certain_memory": tensors(certain),
+            "certain_entries": len(self._certain_frames),
+            "image_cache": tensors(self._images.values()),
+            "feature_cache": tensors(self._features.values()),
+            "results_ram": self.results.storage.ram_bytes(),
+        }
 
     def close(self) -> None:
         """Free a temporary memory-mapped result folder (results are gone afterwards)."""

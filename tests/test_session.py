@@ -51,9 +51,11 @@ def _blob_prob(session: Session, seed: int) -> torch.Tensor:
     return torch.from_numpy(onehot).unsqueeze(1)
 
 
-def _session(nets, num_frames=10, num_objects=2, mem_freq=5) -> tuple[Session, Recorder]:
+def _session(
+    nets, num_frames=10, num_objects=2, mem_freq=5, reinteraction="append"
+) -> tuple[Session, Recorder]:
     rec = Recorder()
-    cfg = InferenceConfig(mem_freq=mem_freq, prob_dtype="float32")
+    cfg = InferenceConfig(mem_freq=mem_freq, prob_dtype="float32", reinteraction=reinteraction)
     return Session(nets, _frames(num_frames), num_objects, cfg, observer=rec), rec
 
 
@@ -105,6 +107,33 @@ def test_reinteracting_a_frame_keeps_both_entries_in_certain_memory(nets):
     _run(session, 2, _blob_prob(session, 1))
     assert session.interacted == [2, 2]
     assert session._certain_keys.shape[2] == 2
+
+
+def test_replace_rule_keeps_one_certain_entry_per_frame_holding_the_newest_mask(nets):
+    session, _ = _session(nets, num_frames=6, reinteraction="replace")
+    _run(session, 2, _blob_prob(session, 0))
+    _run(session, 4, _blob_prob(session, 1))
+    newest = _blob_prob(session, 2)
+    _run(session, 2, newest)
+    assert session.interacted == [2, 4, 2]
+    assert session.memory_report()["certain_entries"] == 2
+    # the slot of frame 2 holds the value of its newest mask, not the first one
+    with torch.inference_mode():
+        feats = session.features(2)
+        value = session.nets.prop.encode_value(session.image(2), feats.f16, newest[1:])
+    assert torch.allclose(session._certain_values[:, :, 0], value[:, :, 0], atol=1e-6)
+    assert torch.allclose(session._certain_keys[:, :, 0], feats.k16, atol=1e-6)
+
+
+def test_replace_and_append_agree_until_a_frame_is_interacted_again(nets):
+    results = []
+    for rule in ("replace", "append"):
+        session, _ = _session(nets, num_frames=6, reinteraction=rule)
+        _run(session, 1, _blob_prob(session, 0))
+        _run(session, 4, _blob_prob(session, 1))
+        results.append([session.results.prob(t) for t in range(6)])
+    for a, b in zip(*results):
+        assert np.array_equal(a, b)
 
 
 def test_adjacent_interacted_frames_leave_nothing_to_propagate(nets):
