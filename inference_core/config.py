@@ -39,8 +39,6 @@ class InferenceConfig:
         if self.max_pass_memory is not None and self.max_pass_memory < 1:
             raise ValueError(f"max_pass_memory must be >= 1, got {self.max_pass_memory}")
         if self.reinteraction not in ("replace", "append"):
-            raise ValueError(
-                f"reinteraction must be replace or append, got {self.reinteraction!r}"
-            )
+            raise ValueError(f"reinteraction must be replace or append, got {self.reinteraction!r}")
         if self.prob_dtype not in ("float16", "float32"):
             raise ValueError(f"prob_dtype must be float16 or float32, got {self.prob_dtype!r}")
