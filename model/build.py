@@ -29,15 +29,26 @@ FUSION = NetworkSpec("the fusion network (fusion_stcn.pth)", "fusion_stcn.pth", 
 S2M = NetworkSpec("the S2M scribble network (s2m.pth)", "s2m.pth", S2MNetwork)
 
 
+def prefers_channels_last(device: torch.device | str) -> bool:
+    """cuDNN's fastest convolutions (tensor cores under AMP) want NHWC; on CPU it gave nothing."""
+    return torch.device(device).type == "cuda"
+
+
 def load_network(
     spec: NetworkSpec, path: str | Path | None, device: torch.device | str = "cpu"
 ) -> nn.Module:
-    """Build `spec`'s network, load `path` strictly (None keeps random weights), move, eval()."""
+    """Build `spec`'s network, load `path` strictly (None keeps random weights), move, eval().
+
+    On CUDA the weights are stored channels-last; inputs may come in either layout.
+    """
     net = spec.factory()
     if path is not None:
         sd = apply_compatible_rewrites(read_state_dict(path))
         load_strict(net, sd, path, spec.description)
-    return net.to(device).eval()
+    net = net.to(device).eval()
+    if prefers_channels_last(device):
+        net = net.to(memory_format=torch.channels_last)
+    return net
 
 
 def load_prop_net(

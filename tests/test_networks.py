@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 from model.aggregate import aggregate_sbg, aggregate_wbg
+from model.build import prefers_channels_last
 from model.fusion_net import FusionNet
 from model.memory_read import difference_attention, l2_affinity, memory_affinity
 from model.s2m import S2MNetwork
@@ -161,3 +164,22 @@ def test_pad_then_unpad_round_trips(h, w):
 def test_pad_amounts_match_the_original_convention():
     assert pad_amounts(237, 315) == (2, 3, 1, 2)
     assert pad_amounts(480, 854) == (5, 5, 0, 0)
+
+
+def test_channels_last_layout_computes_the_same_numbers(prop, frames):
+    """The CUDA path stores weights channels-last; the networks must not depend on the layout."""
+    assert prefers_channels_last("cuda") and not prefers_channels_last("cpu")
+    nhwc = copy.deepcopy(prop).to(memory_format=torch.channels_last)
+    assert nhwc.key_encoder.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    masks = torch.rand(2, 1, H, W)
+    with torch.inference_mode():
+        ref, got = prop.encode_key(frames[:1]), nhwc.encode_key(frames[:1])
+        for a, b in zip(ref, got, strict=True):
+            assert torch.allclose(a, b, atol=1e-4)
+        mem_v = nhwc.encode_value(frames[:1], got.f16, masks)
+        assert torch.allclose(mem_v, prop.encode_value(frames[:1], ref.f16, masks), atol=1e-4)
+        query = prop.encode_key(frames[1:2])
+        mem_k = ref.k16.unsqueeze(2)
+        out_ref = prop.segment(mem_k, mem_v, query, 20)
+        out_got = nhwc.segment(mem_k, mem_v, nhwc.encode_key(frames[1:2]), 20)
+    assert torch.allclose(out_ref, out_got, atol=1e-4)

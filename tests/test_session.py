@@ -7,9 +7,9 @@ import threading
 import numpy as np
 import pytest
 import torch
-from inference_core.frames import ArrayFrames
 
 from inference_core.config import InferenceConfig
+from inference_core.frames import ArrayFrames
 from inference_core.observer import RoundObserver
 from inference_core.session import Session
 from model.build import load_networks
@@ -132,7 +132,7 @@ def test_replace_and_append_agree_until_a_frame_is_interacted_again(nets):
         _run(session, 1, _blob_prob(session, 0))
         _run(session, 4, _blob_prob(session, 1))
         results.append([session.results.prob(t) for t in range(6)])
-    for a, b in zip(*results):
+    for a, b in zip(*results, strict=True):
         assert np.array_equal(a, b)
 
 
