@@ -27,6 +27,8 @@ def open_main_window(args: argparse.Namespace) -> MainWindow:
     controller = AppController(workspace, s2m_available=has_s2m, clicks_available=has_clicks)
     window = MainWindow(controller, title=f"MiVOS - {workspace.output}")
     window.console.log(f"Device: {device}. Masks are saved to {workspace.output}")
+    for notice in workspace.notices:
+        window.console.log(notice)
     return window
 
 

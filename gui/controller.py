@@ -30,6 +30,7 @@ from gui.overlay import minimap_crop
 from gui.session_state import update_state
 from gui.worker import InferenceWorker
 from gui.workspace import Workspace
+from inference_core.frame_base import FrameReadError
 from interact.local_region import clamp_box
 from util.memory import memory_summary
 
@@ -78,6 +79,7 @@ class AppController(QObject):
         self._cursor: tuple[float, float] | None = None
         self._selection: list[float] | None = None  # x0, y0, x1, y1 while Ctrl-dragging
         self.local_box: tuple[int, int, int, int] | None = None  # y0, y1, x0, x1
+        self._unreadable: set[int] = set()  # frames whose file could not be read (reported)
         self._thread = QThread()
         self._thread.setObjectName("inference-worker")
         self.worker = InferenceWorker(workspace)
@@ -105,8 +107,21 @@ class AppController(QObject):
         workspace.write_error_listener = lambda t, exc: self.write_failed.emit(str(exc))
 
     # ---- what the canvas shows
+    def _frame_image(self) -> np.ndarray:
+        """The current frame; a grey stand-in (and one message) when its file cannot be read."""
+        try:
+            return self.ws.session.frames.get(self.frame)
+        except FrameReadError as exc:
+            if self.frame not in self._unreadable:
+                self._unreadable.add(self.frame)
+                # Queued: a dialog opened while painting would re-enter this paint.
+                text = str(exc)
+                QTimer.singleShot(0, lambda: self.error.emit(text))
+            h, w = self.ws.session.frames.size
+            return np.full((h, w, 3), 128, np.uint8)
+
     def composed(self) -> np.ndarray:
-        frame = self.ws.session.frames.get(self.frame)
+        frame = self._frame_image()
         local = self.ws.local
         if self.local_box is not None and local is not None:
             frame, mask = local.crop_image(frame), local.labels()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,16 +88,19 @@ def check_weights(opts: StartupOptions) -> bool:
     return False
 
 
-def _click_controller(opts: StartupOptions, device: torch.device) -> ClickController | None:
-    """f-BRS when its weights load; otherwise clicks are off (with the reason in the log)."""
+def _click_controller(
+    opts: StartupOptions, device: torch.device
+) -> tuple[ClickController | None, str]:
+    """f-BRS when its weights load; otherwise clicks are off, with the reason (also logged)."""
     if not opts.fbrs_model or not Path(opts.fbrs_model).is_file():
-        log.warning("%s not found: clicks are disabled", opts.fbrs_model)
-        return None
-    try:
-        return ClickController(load_fbrs(opts.fbrs_model, device))
-    except CheckpointError as exc:
-        log.warning("clicks are disabled: %s", exc)
-        return None
+        reason = f"{opts.fbrs_model} not found: clicks are disabled"
+    else:
+        try:
+            return ClickController(load_fbrs(opts.fbrs_model, device)), ""
+        except CheckpointError as exc:
+            reason = f"clicks are disabled: {exc}"
+    log.warning("%s", reason)
+    return None, reason
 
 
 def _existing_masks(folder: Path, frames: FrameSource, num_objects: int | None):
@@ -104,13 +108,50 @@ def _existing_masks(folder: Path, frames: FrameSource, num_objects: int | None):
     return load_annotations(files, frames.size, frames.source_size, num_objects)
 
 
+def prepare_output(output: Path) -> None:
+    """Create the output folder and prove a file can be written there, before any slow work.
+
+    Otherwise a file in its place or a read-only folder surfaced later as a bare OSError naming
+    a hidden temporary file, after the networks had loaded.
+    """
+    if output.exists() and not output.is_dir():
+        raise NotADirectoryError(f"{output}: is a file, not a folder; give --output a folder")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output):
+            pass
+    except OSError as exc:
+        raise OSError(
+            f"{output}: masks cannot be saved in this folder ({exc.strerror or exc}); "
+            "give --output a writable folder"
+        ) from exc
+
+
+def check_frames_not_overwritten(output: Path, frames: FrameSource) -> None:
+    """Masks are saved as <frame name>.png: in a folder of PNG frames they would overwrite them.
+
+    (That folder's frames were also read back as masks to resume, with any gray level an id.)
+    """
+    files = getattr(frames, "files", [])  # image folders only; a video's frames are cached
+    if not files or output.resolve() != files[0].parent.resolve():
+        return
+    taken = {p.name for p in files}
+    clash = next((f"{name}.png" for name in frames.names if f"{name}.png" in taken), None)
+    if clash:
+        raise ValueError(
+            f"{output}: is the frames folder; saving masks there would overwrite the frames "
+            f"({clash}...); give --output another folder"
+        )
+
+
 def build_workspace(opts: StartupOptions, device: torch.device) -> tuple[Workspace, bool]:
     """Everything the GUI needs; errors name the file at fault."""
     has_s2m = check_weights(opts)
     video, images = input_source(opts)
     output = Path(opts.output) if opts.output else default_output(video, images)
-    output.mkdir(parents=True, exist_ok=True)
+    prepare_output(output)
     frames = open_frames(video, images, opts.resolution, cache_dir=output / ".frames")
+    check_frames_not_overwritten(output, frames)
     if hasattr(frames, "decode_in_background"):
         frames.decode_in_background()  # long videos: the rest decodes while the person works
     # --masks imports masks; without it, masks already in the output folder resume the session.
@@ -135,11 +176,12 @@ def build_workspace(opts: StartupOptions, device: torch.device) -> tuple[Workspa
     cfg = InferenceConfig(mem_freq=opts.mem_freq, amp=opts.amp)
     # Long videos' results spill to a memory map beside the masks, not to a small /tmp.
     session = Session(nets, frames, num_objects, cfg, storage_dir=output / ".results")
-    editor = FrameEditor(
-        num_objects, frames.size, session.pad, nets.s2m, clicker=_click_controller(opts, device)
-    )
+    clicker, click_problem = _click_controller(opts, device)
+    editor = FrameEditor(num_objects, frames.size, session.pad, nets.s2m, clicker=clicker)
     update_state(output, num_objects=num_objects, source=str(Path(video or images).resolve()))
     workspace = Workspace(session, editor, output=output, log=JsonlLog(output / LOG_FILE))
+    if click_problem:
+        workspace.notices.append(click_problem)
     frame = state.get("frame", 0) if mask_dir == output else 0
     workspace.start_frame = frame if isinstance(frame, int) and 0 <= frame < len(frames) else 0
     workspace.import_masks(masks)

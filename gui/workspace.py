@@ -49,6 +49,7 @@ class Workspace:
         self.source_size = session.frames.source_size
         self.names = session.frames.names
         self.fps = 25.0
+        self.notices: list[str] = []  # start-up problems the person should read (console)
 
     # ---- state reads (any thread)
     def committed(self, t: int) -> np.ndarray:
