@@ -7,7 +7,8 @@ import argparse
 from gui.controller import AppController
 from gui.first_run import ask_to_download, download_with_progress, downloadable
 from gui.main_window import MainWindow
-from gui.startup import MissingWeights, StartupOptions, build_workspace
+from gui.output_folder import ask_for_other_folder
+from gui.startup import MissingWeights, OutputFolderError, StartupOptions, build_workspace
 from util.device import pick_device
 
 
@@ -33,6 +34,21 @@ def open_main_window(args: argparse.Namespace) -> MainWindow:
 
 
 def start(args: argparse.Namespace) -> MainWindow:
+    """open_main_window; an unusable output folder is an offer to choose another one.
+
+    Raises the start-up error when the person declines.
+    """
+    while True:
+        try:
+            return _start_with_weights(args)
+        except OutputFolderError as exc:
+            folder = ask_for_other_folder(None, str(exc), "Nothing has been changed yet.")
+            if folder is None:
+                raise
+            args.output = folder
+
+
+def _start_with_weights(args: argparse.Namespace) -> MainWindow:
     """open_main_window, offering to download missing weights first (--download: no question).
 
     Raises the start-up error when the weights are missing and not downloaded.

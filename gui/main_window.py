@@ -19,6 +19,7 @@ from gui.console import Console
 from gui.controller import AppController
 from gui.minimap import Minimap
 from gui.object_panel import ObjectPanel
+from gui.output_folder import ask_for_other_folder
 from gui.shortcuts import install_shortcuts, show_help
 from gui.timeline import Timeline
 from gui.tool_panel import ToolPanel
@@ -163,15 +164,9 @@ class MainWindow(QMainWindow):
             return
         self._asking_folder = True  # one question at a time, however many frames failed
         self.console.log(f"Cannot save masks: {error}")
-        answer = QMessageBox.warning(
-            self, "Masks cannot be saved",
-            f"{error}\n\nYour masks are kept in memory. Choose another folder to save them?",
-            QMessageBox.Yes | QMessageBox.No,
-        )  # fmt: skip
-        if answer == QMessageBox.Yes:
-            folder = QFileDialog.getExistingDirectory(self, "Save masks to")
-            if folder:
-                self.c.save_to(folder)
+        folder = ask_for_other_folder(self, error, "Your masks are kept in memory.")
+        if folder:
+            self.c.save_to(folder)
         self._asking_folder = False
 
     def _ask_export(self, kind: str, target: str) -> None:

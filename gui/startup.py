@@ -108,6 +108,10 @@ def _existing_masks(folder: Path, frames: FrameSource, num_objects: int | None):
     return load_annotations(files, frames.size, frames.source_size, num_objects)
 
 
+class OutputFolderError(OSError):
+    """The output folder cannot hold masks; the message names it and says why."""
+
+
 def prepare_output(output: Path) -> None:
     """Create the output folder and prove a file can be written there, before any slow work.
 
@@ -115,13 +119,13 @@ def prepare_output(output: Path) -> None:
     a hidden temporary file, after the networks had loaded.
     """
     if output.exists() and not output.is_dir():
-        raise NotADirectoryError(f"{output}: is a file, not a folder; give --output a folder")
+        raise OutputFolderError(f"{output}: is a file, not a folder; give --output a folder")
     try:
         output.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=output):
             pass
     except OSError as exc:
-        raise OSError(
+        raise OutputFolderError(
             f"{output}: masks cannot be saved in this folder ({exc.strerror or exc}); "
             "give --output a writable folder"
         ) from exc

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from PyQt5.QtWidgets import QApplication, QMessageBox
+from PyQt5.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 import gui.app
 import gui.startup
@@ -435,9 +435,40 @@ def test_bad_input(name, tmp_path, weights, start_gui, capsys, caplog, monkeypat
             assert any(case.warns in line for line in logged), logged
         return
     assert started.code == 2 and started.window is None
-    ((kind, text),) = started.dialogs
+    dialogs = list(started.dialogs)
+    if name in OUTPUT_FOLDER_CASES:
+        # First an offer to save elsewhere (declined here), naming the folder and the problem.
+        kind, text = dialogs.pop(0)
+        assert kind == "warning" and "Choose another folder" in text
+        assert case.expect in text and case.problem in text, text
+    ((kind, text),) = dialogs
     assert kind == "critical"
     assert case.expect in text and case.problem in text, text
+
+
+OUTPUT_FOLDER_CASES = {"output_is_a_file", "output_under_a_file", "output_read_only"}
+
+
+def test_an_unwritable_output_folder_can_be_swapped_for_another_at_start(
+    tmp_path, weights, start_gui, monkeypatch
+):
+    images = _images(tmp_path / "f")
+    locked, chosen = tmp_path / "locked", tmp_path / "chosen"
+    chosen.mkdir()
+    _read_only(monkeypatch, locked)
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: QMessageBox.Yes)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(chosen))
+    started = start_gui(
+        ["--images", str(images), "--output", str(locked), "--device", "cpu",
+         f"--prop_model={weights['stcn']}", f"--fusion_model={weights['fusion_stcn']}",
+         f"--s2m_model={weights['s2m']}", f"--fbrs_model={tmp_path / 'no_fbrs.pth'}"]
+    )  # fmt: skip
+    assert started.code == 0 and started.window is not None
+    ws = started.window.c.ws
+    assert ws.output == chosen and not locked.exists()
+    ws.writer.submit(0)
+    assert ws.writer.flush(timeout=10)
+    assert (chosen / "00000.png").is_file()
 
 
 def test_an_unreadable_later_frame_is_a_message_not_a_crash(
