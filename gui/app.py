@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from gui.busy import run_busy
 from gui.controller import AppController
 from gui.first_run import ask_to_download, download_with_progress, downloadable
 from gui.main_window import MainWindow
@@ -23,7 +24,10 @@ def options_from_args(args: argparse.Namespace) -> StartupOptions:
 
 def open_main_window(args: argparse.Namespace) -> MainWindow:
     device = pick_device(args.device)
-    workspace, has_s2m = build_workspace(options_from_args(args), device)
+    opts = options_from_args(args)
+    workspace, has_s2m = run_busy(
+        "Opening the video and loading the networks...", lambda: build_workspace(opts, device)
+    )
     has_clicks = workspace.editor.clicker is not None
     controller = AppController(workspace, s2m_available=has_s2m, clicks_available=has_clicks)
     window = MainWindow(controller, title=f"MiVOS - {workspace.output}")

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from PyQt5.QtCore import QTimer
 from PyQt5.QtWidgets import QMessageBox
 
+import gui.app
 import interactive_gui
 from gui.app import start
 from model import download as downloader
-from tests.gui_helpers import write_clip, write_weights
+from tests.gui_helpers import open_window, write_clip, write_weights
 
 
 @pytest.fixture
@@ -109,3 +113,28 @@ def test_declined_download_is_the_missing_weights_message(dialogs, tmp_path, mon
          "--prop_model", str(tmp_path / "stcn.pth"), "--fusion_model", str(tmp_path / "f.pth")]
     )  # fmt: skip
     assert code == 2 and "python download_model.py" in dialogs[0]
+
+
+def test_opening_runs_off_the_gui_thread_which_stays_responsive(qtbot, tmp_path, monkeypatch):
+    gui_thread = threading.get_ident()
+    real_build = gui.app.build_workspace
+    ticks: list[int] = []
+    seen: dict[str, int] = {}
+
+    def slow_build(opts, device):
+        seen["thread"] = threading.get_ident()
+        deadline = time.monotonic() + 10
+        while len(ticks) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)  # a blocked GUI thread would never tick
+        return real_build(opts, device)
+
+    monkeypatch.setattr(gui.app, "build_workspace", slow_build)
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
+    weights = write_weights(tmp_path)
+    window = open_window(qtbot, write_clip(tmp_path / "clip.mp4"), weights, tmp_path / "out")
+    timer.stop()
+    assert seen["thread"] != gui_thread
+    assert len(ticks) >= 3
+    assert window.c.num_frames == 6
