@@ -124,6 +124,8 @@ def validate_file(spec: WeightSpec, path: str | Path) -> None:
         problem = exc.problem
         if "download_model.py" not in problem:
             problem += f"; fetch a good copy with `{fetch_hint(spec)}`"
+        elif "--only" not in problem:  # the loader's generic hint: name this one file
+            problem = problem.replace("python download_model.py", fetch_hint(spec))
         raise CheckpointError(path, problem) from exc
 
 
