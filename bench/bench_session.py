@@ -41,15 +41,16 @@ def main() -> None:
     rule = "append" if args.append else "replace"
     cfg = InferenceConfig(reinteraction=rule)
     session = Session(nets, ArrayFrames(clip), args.objects, cfg)
-    corrected = np.linspace(0, args.frames - 1, args.corrected).astype(int)
     rng = np.random.default_rng(0)
+    corrected = np.linspace(0, args.frames - 1, args.corrected).astype(int)
+    first_pass = rng.permutation(corrected)  # every corrected frame once, in a random order
     mask = first_mask(args.height, args.width, args.objects)
     print(f"{args.frames} frames {args.height}x{args.width}, {args.objects} objects, rule {rule}")
     print(f"RSS with networks and frames: {gib(process_rss_bytes())}")
     frames_done = 0
     with Timer() as total:
         for n in range(1, args.rounds + 1):
-            t = int(corrected[n - 1] if n <= len(corrected) else rng.choice(corrected))
+            t = int(first_pass[n - 1] if n <= len(first_pass) else rng.choice(corrected))
             moved = np.roll(mask, int(rng.integers(-20, 20)), axis=1)
             session.commit(t, index_mask_to_prob(moved, args.objects, session.pad))
             frames_done += sum(1 for _ in session.propagate(t))
