@@ -49,19 +49,16 @@ def propagate_from_masks(
     order = sorted(masks)
     if not order:
         raise ValueError("no annotated frame to propagate from")
-    final_upto = -1
-    for a in order:
+    done = on_final or (lambda t: None)
+    for i, a in enumerate(order):
         if cancel is not None and cancel.is_set():
             return
         session.commit(a, index_mask_to_prob(masks[a], session.num_objects, session.pad))
-        yield from session.propagate(a, cancel)
-        if cancel is not None and cancel.is_set():
-            return
-        # Later rounds only touch frames after `a`: everything up to `a` is final now.
-        for t in range(final_upto + 1, a + 1):
-            if on_final:
-                on_final(t)
-        final_upto = a
-    for t in range(final_upto + 1, session.num_frames):
-        if on_final:
-            on_final(t)
+        done(a)  # passes stop at annotated frames: nothing changes it again
+        last_round = i == len(order) - 1
+        for t in session.propagate(a, cancel):
+            # A later round's backward pass re-fuses the frames between a and the next
+            # annotation; frames before a, or after the last annotation, are final now.
+            if t < a or last_round:
+                done(t)
+            yield t
