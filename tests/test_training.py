@@ -207,3 +207,13 @@ def test_two_process_gloo_run_agrees(data, tmp_path):
     prints = [(tmp_path / f"fingerprint_rank{r}.txt").read_text() for r in (0, 1)]
     assert prints[0] == prints[1]
     load_network(PROPAGATION, tmp_path / "static_2.pth")
+
+
+def test_static_clips_always_show_the_object_in_the_first_frame(data):
+    clips = StaticClips((str(data / "static"),), 64)
+    empty = 0
+    for seed in range(60):  # seeded: the same 60 samples every run
+        np.random.seed(seed)
+        clip = clips[seed % len(clips)]
+        empty += int(clip["masks"][0, 0].sum() == 0)
+    assert empty == 0

@@ -19,7 +19,8 @@ def _scene(
     labels = np.zeros((SIZE, SIZE), np.uint8)
     (dy, dx), (sy, sx) = centres
     cv2.circle(labels, (dx, dy), 12, 1, -1)
-    labels[max(sy - 9, 0) : sy + 9, max(sx - 9, 0) : sx + 9] = 2
+    # Clamped at 0 on both ends: an off-image square (negative centre) draws nothing.
+    labels[max(sy - 9, 0) : max(sy + 9, 0), max(sx - 9, 0) : max(sx + 9, 0)] = 2
     image[labels == 1] = (220, 40, 40)
     image[labels == 2] = (40, 60, 220)
     return image, labels

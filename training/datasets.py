@@ -103,6 +103,9 @@ class StaticPairs(Dataset):
         return image, (read_labels(self.pairs[index][1]) > 127).astype(np.uint8)[None]
 
 
+_CROP_TRIES = 10
+
+
 class StaticClips(StaticPairs):
     """Synthetic 3-frame clips from single images (single object: present = [1, 0])."""
 
@@ -116,6 +119,14 @@ class StaticClips(StaticPairs):
         if rng.random() < 0.5:
             image, mask = aug.hflip(image, mask)
         image = aug.color_jitter(rng, image, 0.1, 0.05, 0.05, grayscale_p=0.05)
+        # A clip whose first frame shows none of the object teaches nothing: try other crops.
+        for _ in range(_CROP_TRIES):
+            frames, masks = self._clip(rng, image, mask)
+            if masks[0][0].any():
+                break
+        return to_sample(frames, masks, np.array([True, False]))
+
+    def _clip(self, rng, image: np.ndarray, mask: np.ndarray):
         frames, masks = [], []
         for _ in range(NUM_FRAMES):
             m = aug.random_affine(rng, image.shape[:2], 20, (0.9, 1.1), 10)
@@ -129,7 +140,7 @@ class StaticClips(StaticPairs):
                 im_t, mk_t = elastic(rng, im_t, mk_t, 0.02)
             frames.append(im_t)
             masks.append(np.concatenate([mk_t, np.zeros_like(mk_t)]))
-        return to_sample(frames, masks, np.array([True, False]))
+        return frames, masks
 
 
 def sample_triplet(rng: np.random.Generator, n: int, max_skip: int) -> list[int]:
