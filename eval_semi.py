@@ -31,17 +31,18 @@ from evaluation.dataset import (
     sequences_folder,
 )
 from evaluation.metrics import Score, ScoreTable, frame_scores
-from inference_core.api import planned_frame_count, propagate_from_masks
 from inference_core.config import InferenceConfig
 from inference_core.frames import FrameReadError, ImageFolderFrames
-from inference_core.mask_matching import match_masks_to_frames
 from inference_core.session import Session
-from inference_core.upsample import labels_at_size
+from interact.frame_editor import FrameEditor
 from model.build import Networks, load_fusion_net, load_prop_net
 from model.checkpoint import CheckpointError
 from util.cli import run_command
 from util.device import pick_device
-from util.mask_io import MaskReadError, list_mask_files, read_index_mask, write_index_mask
+from util.mask_io import MaskReadError, list_mask_files, read_index_mask
+from workflow.mask_files import match_masks_to_frames
+from workflow.mask_writer import MaskWriter
+from workflow.project import Project
 
 log = logging.getLogger("eval_semi")
 
@@ -88,25 +89,31 @@ def segment_sequence(
         raise DavisLayoutError(f"{files[0]}: the first-frame mask holds no object")
     num_objects = max(ids)
     session = Session(nets, frames, num_objects, cfg)
-    scored = set(_scored_frames(sorted(files), len(frames)))
+    editor = FrameEditor(num_objects, frames.size, session.pad)
+    project = Project(session, editor, output=None)
+    # The given mask is saved as it is (void band included); scoring reads what is saved.
+    source = read_index_mask(files[0], size=frames.source_size)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    project.writer = MaskWriter(out_dir, frames.names, project.labels_at_source)
+    project.import_mask(0, given, source, file=str(files[0]))
+    total = project.plan().total
+    try:
+        with tqdm(
+            total=total, unit="frame", desc=out_dir.name, file=sys.stderr, leave=False
+        ) as bar:
+            project.propagate(on_frame=lambda *_: bar.update(1))
+    finally:
+        project.close()
+        session.close()
+    scored = _scored_frames(sorted(files), len(frames))
     j_rows, f_rows = [], []
-
-    def write(t: int) -> None:
-        if t == 0:
-            mask = read_index_mask(files[0], size=frames.source_size)  # the given mask, as is
-        else:
-            mask = labels_at_size(session.results.prob(t), session.pad, frames.source_size)
-        write_index_mask(out_dir / f"{frames.names[t]}.png", mask)
-        if t in scored:
-            truth = read_index_mask(files[t], size=frames.source_size)
-            j, f = frame_scores(truth, mask, num_objects, void_id=VOID_ID)
-            j_rows.append(j)
-            f_rows.append(f)
-
-    total = planned_frame_count([0], len(frames))
-    with tqdm(total=total, unit="frame", desc=out_dir.name, file=sys.stderr, leave=False) as bar:
-        for _ in propagate_from_masks(session, {0: given}, on_final=write):
-            bar.update(1)
+    for t in scored:
+        truth = read_index_mask(files[t], size=frames.source_size)
+        j, f = frame_scores(
+            truth, read_index_mask(out_dir / f"{frames.names[t]}.png"), num_objects, void_id=VOID_ID
+        )
+        j_rows.append(j)
+        f_rows.append(f)
     return (np.array(j_rows), np.array(f_rows)) if j_rows else None
 
 

@@ -18,6 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", help="import index PNGs (any size) from this folder / resume")
     p.add_argument("--output", help="where masks are saved (default: <input>_masks beside it)")
     p.add_argument("--num_objects", type=int, help="default: max id in the masks, else 1")
+    p.add_argument("--full_masks", action="store_true",
+                   help="every --masks file is a full annotation of its frame (default: a file "
+                   "holding only objects absent from earlier annotations introduces them)")
     p.add_argument("--resolution", type=int, default=480, help="shorter side; -1 = original")
     p.add_argument("--mem_freq", "--mem_every", dest="mem_freq", type=int, default=5,
                    help="a propagated frame joins memory every N frames")  # fmt: skip

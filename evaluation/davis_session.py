@@ -26,11 +26,13 @@ from evaluation.dataset import DavisFolder, SequenceInfo, registered
 from inference_core.config import InferenceConfig
 from inference_core.frames import ArrayFrames, FrameSource, ImageFolderFrames
 from inference_core.session import Session
+from interact.frame_editor import FrameEditor
 from interact.s2m_controller import scribble_logits
 from model.aggregate import aggregate_wbg
 from model.build import Networks
 from util.device import inference_context
 from util.mask_io import write_index_mask
+from workflow.project import Project
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,10 @@ class DavisProcessor:
             raise ValueError("the DAVIS evaluation needs the S2M network")
         davis_compat.apply()  # scribbles are rasterised with the package's own function
         self.nets = nets
-        self.session = Session(nets, frames, num_objects, cfg)
+        session = Session(nets, frames, num_objects, cfg)
+        # The workflow's project runs each round; S2M previews are its unpropagated edits.
+        self.project = Project(session, FrameEditor(num_objects, frames.size, session.pad))
+        self.session = session
         self.interactions = 0
         self._schedule = list(PROPAGATE_AT)
         self._last_frame: int | None = None
@@ -70,8 +75,7 @@ class DavisProcessor:
 
     def masks(self) -> np.ndarray:
         """(T, h0, w0) uint8 index masks of every frame, unpadded."""
-        results = self.session.results
-        return np.stack([results.mask(t) for t in range(self.session.num_frames)])
+        return np.stack([self.project.mask(t) for t in range(self.session.num_frames)])
 
     def interact(self, scribbles: dict) -> tuple[np.ndarray, list[int] | None]:
         """Apply the newest scribble; returns (masks, next frame candidates or None = any)."""
@@ -88,7 +92,7 @@ class DavisProcessor:
         if propagate:
             self._propagate(t, prob)
             return self.masks(), None
-        self.session.update_mask_only(t, prob)
+        self.project.set_annotation(t, prob.numpy(), "scribble")
         self._pending = t
         return self.masks(), [t]
 
@@ -106,14 +110,13 @@ class DavisProcessor:
         return self.masks(), None
 
     def _propagate(self, t: int, prob: torch.Tensor) -> None:
-        self.session.commit(t, prob)
-        for _ in self.session.propagate(t):
-            pass
+        self.project.set_annotation(t, prob.numpy(), "scribble")
+        self.project.round(t)
         self._pending = None
 
     def _hard_prob(self, t: int) -> torch.Tensor:
         """One-hot (K+1, 1, H, W) of frame t's current padded index mask."""
-        ids = torch.from_numpy(self.session.results.padded_mask(t).astype(np.int64))
+        ids = torch.from_numpy(self.project.padded_mask(t).astype(np.int64))
         onehot = torch.nn.functional.one_hot(ids, self.session.num_objects + 1)
         return onehot.permute(2, 0, 1).unsqueeze(1).float()
 
@@ -126,7 +129,7 @@ class DavisProcessor:
         # by W_pad - 1, so strokes sit up to a few pixels off on frames that needed padding.
         only_t = {"sequence": scribbles["sequence"], "scribbles": [scribbles["scribbles"][t]]}
         labels = scribbles2mask(only_t, (height, width), default_value=SCRIBBLE_IGNORE)[0]
-        prev = torch.from_numpy(self.session.results.padded_mask(t))
+        prev = torch.from_numpy(self.project.padded_mask(t))
         with inference_context(self.session.device, amp=False):
             logits = scribble_logits(
                 self.nets.s2m,

@@ -9,8 +9,8 @@ from gui.controller import AppController
 from gui.first_run import ask_to_download, download_with_progress, downloadable
 from gui.main_window import MainWindow
 from gui.output_folder import ask_for_other_folder
-from gui.startup import MissingWeights, OutputFolderError, StartupOptions, build_workspace
 from util.device import pick_device
+from workflow.open_project import MissingWeights, OutputFolderError, StartupOptions, open_project
 
 
 def options_from_args(args: argparse.Namespace) -> StartupOptions:
@@ -19,20 +19,26 @@ def options_from_args(args: argparse.Namespace) -> StartupOptions:
         num_objects=args.num_objects, resolution=args.resolution, mem_freq=args.mem_freq,
         amp=not args.no_amp, prop_model=args.prop_model, fusion_model=args.fusion_model,
         s2m_model=args.s2m_model, fbrs_model=args.fbrs_model,
+        full_masks=getattr(args, "full_masks", False),
     )  # fmt: skip
 
 
 def open_main_window(args: argparse.Namespace) -> MainWindow:
     device = pick_device(args.device)
     opts = options_from_args(args)
-    workspace, has_s2m = run_busy(
-        "Opening the video and loading the networks...", lambda: build_workspace(opts, device)
+    project, has_s2m = run_busy(
+        "Opening the video and loading the networks...", lambda: open_project(opts, device)
     )
-    has_clicks = workspace.editor.clicker is not None
-    controller = AppController(workspace, s2m_available=has_s2m, clicks_available=has_clicks)
-    window = MainWindow(controller, title=f"MiVOS - {workspace.output}")
-    window.console.log(f"Device: {device}. Masks are saved to {workspace.output}")
-    for notice in workspace.notices:
+    has_clicks = project.editor.clicker is not None
+    controller = AppController(project, s2m_available=has_s2m, clicks_available=has_clicks)
+    window = MainWindow(controller, title=f"MiVOS - {project.output}")
+    window.console.log(f"Device: {device}. Masks are saved to {project.output}")
+    awaiting = project.awaiting()
+    if awaiting:
+        window.console.log(
+            f"{len(awaiting)} annotated frame(s) not propagated yet: press Propagate to run them."
+        )
+    for notice in project.notices:
         window.console.log(notice)
     return window
 

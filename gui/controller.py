@@ -26,13 +26,12 @@ from gui.jobs import (
     StrokeJob,
     UndoJob,
 )
-from gui.overlay import minimap_crop
-from gui.session_state import update_state
 from gui.worker import InferenceWorker
-from gui.workspace import Workspace
 from inference_core.frame_base import FrameReadError
 from interact.local_region import clamp_box
 from util.memory import memory_summary
+from workflow.overlay import OVERLAY_MODES, minimap_crop
+from workflow.project import Project
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +51,34 @@ class AppController(QObject):
     error = pyqtSignal(str)
     playing_changed = pyqtSignal(bool)
     status_changed = pyqtSignal(str)
+    provenance_changed = pyqtSignal(list, set)  # kind per frame, frames awaiting their round
     local_changed = pyqtSignal(bool)
     export_done = pyqtSignal()
     write_failed = pyqtSignal(str)  # emitted from the writer thread; queued to the GUI
     _submit = pyqtSignal(object)
 
     def __init__(
-        self, workspace: Workspace, s2m_available: bool = True, clicks_available: bool = False
+        self, project: Project, s2m_available: bool = True, clicks_available: bool = False
     ) -> None:
         super().__init__()
-        self.ws = workspace
-        self.num_objects = workspace.session.num_objects
-        self.num_frames = workspace.session.num_frames
-        self.frame = workspace.start_frame
+        self.project = project
+        self.num_objects = project.num_objects
+        self.num_frames = project.num_frames
+        self.frame = project.start_frame
         self.object = 1
         self.mode = "click" if clicks_available else ("scribble" if s2m_available else "free")
         self.clicks_available = clicks_available
         self.s2m_available = s2m_available
         self.brush = 3
         self.overlay = "davis"
+        # The mode and overlay of the last sitting, where still possible.
+        saved_mode = project.gui_state.get("mode")
+        if saved_mode == "free" or (saved_mode == "scribble" and s2m_available):
+            self.mode = saved_mode
+        elif saved_mode == "click" and clicks_available:
+            self.mode = saved_mode
+        if project.gui_state.get("overlay") in OVERLAY_MODES:
+            self.overlay = project.gui_state["overlay"]
         self.busy = False
         self.follow = True  # the view follows propagation until the person navigates
         self.timers = Timers()
@@ -82,7 +90,7 @@ class AppController(QObject):
         self._unreadable: set[int] = set()  # frames whose file could not be read (reported)
         self._thread = QThread()
         self._thread.setObjectName("inference-worker")
-        self.worker = InferenceWorker(workspace)
+        self.worker = InferenceWorker(project)
         self.worker.moveToThread(self._thread)
         self._submit.connect(self.worker.run, Qt.QueuedConnection)
         self.worker.edited.connect(self._on_edited)
@@ -104,34 +112,34 @@ class AppController(QObject):
         self._state_timer.setSingleShot(True)
         self._state_timer.setInterval(500)
         self._state_timer.timeout.connect(self._save_state)
-        workspace.write_error_listener = lambda t, exc: self.write_failed.emit(str(exc))
+        project.write_error_listener = lambda t, exc: self.write_failed.emit(str(exc))
 
     # ---- what the canvas shows
     def _frame_image(self) -> np.ndarray:
         """The current frame; a grey stand-in (and one message) when its file cannot be read."""
         try:
-            return self.ws.session.frames.get(self.frame)
+            return self.project.session.frames.get(self.frame)
         except FrameReadError as exc:
             if self.frame not in self._unreadable:
                 self._unreadable.add(self.frame)
                 # Queued: a dialog opened while painting would re-enter this paint.
                 text = str(exc)
                 QTimer.singleShot(0, lambda: self.error.emit(text))
-            h, w = self.ws.session.frames.size
+            h, w = self.project.session.frames.size
             return np.full((h, w, 3), 128, np.uint8)
 
     def composed(self) -> np.ndarray:
         frame = self._frame_image()
-        local = self.ws.local
+        local = self.project.local
         if self.local_box is not None and local is not None:
             frame, mask = local.crop_image(frame), local.labels()
         else:
-            mask = self.ws.session.results.mask(self.frame)
+            mask = self.project.mask(self.frame)
         strokes = self._strokes + ([self._stroke] if self._stroke else [])
         radius = self.brush // 2 + 1 if self.mode == "free" else 2
         return compose(
             frame, mask, self.overlay, self.num_objects, strokes, self._cursor, radius,
-            self.object, self._selection, self.ws.clicks(self.frame),
+            self.object, self._selection, self.project.clicks(self.frame),
         )  # fmt: skip
 
     def minimap(self, image: np.ndarray, zoom_px: int) -> np.ndarray:
@@ -181,6 +189,7 @@ class AppController(QObject):
             if mode != "free":
                 self.set_brush(3)
             self.mode_changed.emit(mode)
+            self._state_timer.start()
 
     def set_brush(self, size: int) -> None:
         size = int(min(max(size, 1), 100))
@@ -196,6 +205,7 @@ class AppController(QObject):
 
     def set_overlay(self, mode: str) -> None:
         self.overlay = mode
+        self._state_timer.start()
         self.display_changed.emit()
 
     # ---- mouse
@@ -266,7 +276,7 @@ class AppController(QObject):
     def _enter_local(self, x: float, y: float) -> None:
         x0, y0, _, _ = self._selection
         self._selection = None
-        box = clamp_box(x0, y0, x, y, self.ws.session.frames.size)
+        box = clamp_box(x0, y0, x, y, self.project.session.frames.size)
         if box is None:
             self.message.emit("Local region too small; Ctrl+drag a bigger box.")
         else:
@@ -286,8 +296,11 @@ class AppController(QObject):
     def propagate(self) -> None:
         if self.busy or self.local_box is not None:
             return
-        if self.ws.editor.pending(self.frame) is None:
-            self.message.emit("Cannot propagate: this frame has no new edit. Edit it first.")
+        plan = self.project.plan()
+        if not plan.frames:
+            self.message.emit(
+                "Nothing to propagate: no frame has a new edit or an imported mask. Edit a frame."
+            )
             return
         self.timers.pause_user()
         self._strokes.clear()
@@ -295,7 +308,8 @@ class AppController(QObject):
         self.follow = True
         self.worker.cancel.clear()
         self.busy_changed.emit(True)
-        self.message.emit(f"Propagation started from frame {self.frame}.")
+        where = ", ".join(str(f) for f in plan.frames[:8]) + ("..." if len(plan.frames) > 8 else "")
+        self.message.emit(f"Propagation started from frame(s) {where}.")
         self._submit.emit(PropagateJob(self.frame))
 
     def cancel(self) -> None:
@@ -313,6 +327,7 @@ class AppController(QObject):
         self.timers.resume_user()
         if what:
             self.message.emit(what)
+        self.emit_provenance()
         if t == self.frame:
             if self.mode == "free":
                 self._strokes.clear()
@@ -321,6 +336,8 @@ class AppController(QObject):
 
     def _on_progress(self, t: int, done: int, total: int) -> None:
         self.progress_changed.emit(done, total)
+        if done % 10 == 1 or done == total:  # the strip need not follow every frame
+            self.emit_provenance()
         if self.follow:
             self.set_frame(t, from_user=False)
         elif t == self.frame:
@@ -331,6 +348,7 @@ class AppController(QObject):
         self.timers.resume_user()
         self.busy_changed.emit(False)
         self.message.emit("Propagation cancelled." if cancelled else "Propagation finished!")
+        self.emit_provenance()
         self._emit_history()
         self.display_changed.emit()
 
@@ -343,24 +361,24 @@ class AppController(QObject):
         self.error.emit(what)
         self.display_changed.emit()
 
+    def emit_provenance(self) -> None:
+        kinds = [p.kind for p in self.project.provenance.snapshot()]
+        self.provenance_changed.emit(kinds, set(self.project.awaiting()))
+
     def _emit_history(self) -> None:
-        local = self.ws.local
-        editor, t = (local.editor, 0) if local is not None else (self.ws.editor, self.frame)
+        local = self.project.local
+        editor, t = (local.editor, 0) if local is not None else (self.project.editor, self.frame)
         self.history_changed.emit(editor.can_undo(t), editor.can_redo(t))
 
     def _emit_status(self) -> None:
-        self.status_changed.emit(memory_summary(self.ws.session.device))
+        self.status_changed.emit(memory_summary(self.project.session.device))
 
     def _save_state(self) -> None:
-        if self.ws.output is not None:
-            try:
-                update_state(self.ws.output, frame=self.frame)
-            except OSError as exc:
-                log.warning("cannot save the session state: %s", exc)
+        self.project.remember_view(frame=self.frame, mode=self.mode, overlay=self.overlay)
 
     def save_to(self, folder: str) -> None:
         """Switch the output folder (e.g. the first one is read-only or full)."""
-        self.ws.retarget(Path(folder))
+        self.project.retarget(Path(folder))
         self._save_state()
         self.message.emit(f"Masks are now saved to {folder}")
 
@@ -375,5 +393,4 @@ class AppController(QObject):
         # Queued edits still run (nothing the person did is dropped); then the thread stops.
         self._submit.emit(ShutdownJob())
         self._thread.wait(timeout_ms)
-        if self.ws.writer is not None:
-            self.ws.writer.close()
+        self.project.close()

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from gui.overlay import OVERLAY_MODES, composite_layer, draw_cursor, draw_selection, object_colours
+from workflow.overlay import (
+    OVERLAY_MODES,
+    composite_layer,
+    draw_cursor,
+    draw_selection,
+    object_colours,
+)
 
 
 @dataclass

@@ -55,6 +55,7 @@ class MainWindow(QMainWindow):
         self.tools.set_available("click", controller.clicks_available, "fbrs.pth is not loaded")
         self.objects.show_current(controller.object)
         self.timeline.show_frame(controller.frame)
+        self.tools.show_overlay(controller.overlay)
         self.resize(1280, 800)
         self.refresh()
         self.console.log("Initialized.")
@@ -113,6 +114,7 @@ class MainWindow(QMainWindow):
         bar.cancel.clicked.connect(c.cancel)
         c.display_changed.connect(self.refresh)
         c.frame_changed.connect(self.timeline.show_frame)
+        c.provenance_changed.connect(self.timeline.show_provenance)
         c.object_changed.connect(self.objects.show_current)
         c.mode_changed.connect(self.tools.show_mode)
         c.brush_changed.connect(self.tools.show_brush)
@@ -128,6 +130,7 @@ class MainWindow(QMainWindow):
         c.export_done.connect(bar.show_idle)
         self.minimap.finish_local.clicked.connect(c.finish_local)
         self._show_history(False, False)
+        c.emit_provenance()
 
     def refresh(self) -> None:
         image = self.c.composed()

@@ -62,6 +62,12 @@ class ToolPanel(QWidget):
         self.radios[mode].setEnabled(available)
         self.radios[mode].setToolTip("" if available else reason)
 
+    def show_overlay(self, mode: str) -> None:
+        """Reflect the overlay mode without re-emitting."""
+        self.overlay.blockSignals(True)
+        self.overlay.setCurrentText(mode)
+        self.overlay.blockSignals(False)
+
     def show_mode(self, mode: str) -> None:
         self.radios[mode].blockSignals(True)
         self.radios[mode].setChecked(True)

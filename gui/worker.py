@@ -24,8 +24,8 @@ from gui.jobs import (
     StrokeJob,
     UndoJob,
 )
-from gui.workspace import Workspace
 from util.device import inference_context
+from workflow.project import Project
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +38,15 @@ class InferenceWorker(QObject):
     export_progress = pyqtSignal(int, int)  # done, total
     failed = pyqtSignal(str)
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, project: Project) -> None:
         super().__init__()
-        self.ws = workspace
+        self.project = project
         self.cancel = threading.Event()
 
     @pyqtSlot(object)
     def run(self, job: object) -> None:
         try:
-            with inference_context(self.ws.session.device, self.ws.session.cfg.amp):
+            with inference_context(self.project.session.device, self.project.session.cfg.amp):
                 self._dispatch(job)
         except Exception as exc:  # noqa: BLE001 - report at the thread boundary, keep running
             log.exception("job %r failed", job)
@@ -55,45 +55,40 @@ class InferenceWorker(QObject):
                 self.propagation_finished.emit(job.frame, True)
 
     def _dispatch(self, job: object) -> None:
-        ws = self.ws
+        project = self.project
         if isinstance(job, StrokeJob):
-            ws.apply_stroke(job.frame, job.mode, job.label, list(job.points), job.brush)
+            project.apply_stroke(job.frame, job.mode, job.label, list(job.points), job.brush)
             self.edited.emit(
                 job.frame, f"Interaction {job.mode.capitalize()} at frame {job.frame}."
             )
         elif isinstance(job, ClickJob):
-            ws.apply_click(job.frame, job.x, job.y, job.positive, job.target)
+            project.apply_click(job.frame, job.x, job.y, job.positive, job.target)
             self.edited.emit(job.frame, f"Interaction Click at frame {job.frame}.")
         elif isinstance(job, UndoJob):
-            changed = ws.redo(job.frame) if job.redo else ws.undo(job.frame)
+            changed = project.redo(job.frame) if job.redo else project.undo(job.frame)
             what = "Redo" if job.redo else "Undo"
             self.edited.emit(job.frame, f"{what} at frame {job.frame}." if changed else "")
         elif isinstance(job, ResetJob):
-            ws.reset_frame(job.frame)
+            project.reset_frame(job.frame)
             self.edited.emit(job.frame, f"Frame {job.frame} reset.")
         elif isinstance(job, ShutdownJob):
             QThread.currentThread().quit()
         elif isinstance(job, EnterLocalJob):
-            ws.enter_local(job.frame, job.box)
+            project.enter_local(job.frame, job.box)
             self.edited.emit(job.frame, "Entered local control.")
         elif isinstance(job, FinishLocalJob):
-            self.edited.emit(ws.finish_local(), "Finished local control.")
+            self.edited.emit(project.finish_local(), "Finished local control.")
         elif isinstance(job, CommitJob):
-            ws.editor.end_interaction()
+            project.end_interaction()
         elif isinstance(job, PropagateJob):
             self._propagate(job.frame)
         elif isinstance(job, ExportJob):
-            report = ws.export(job.kind, job.path, self.cancel, self.export_progress.emit)
+            report = project.export(job.kind, job.path, self.cancel, self.export_progress.emit)
             self.export_finished.emit(report)
         else:
             raise TypeError(f"unknown job {job!r}")
 
     def _propagate(self, t: int) -> None:
-        order = self.ws.begin_propagation(t)
-        done = 0
-        for frame in self.ws.session.propagate(t, self.cancel):
-            done += 1
-            self.ws.frame_propagated(frame)
-            self.progress.emit(frame, done, len(order))
-        self.ws.end_propagation()
-        self.propagation_finished.emit(t, self.cancel.is_set())
+        # The round itself (commit, propagate, save, provenance) is the project's.
+        finished = self.project.propagate(self.cancel, self.progress.emit)
+        self.propagation_finished.emit(t, not finished)

@@ -119,6 +119,30 @@ class Session:
         self.interacted.append(t)
         self.observer.memory_written(t)
 
+    def restore(self, t: int, prob: torch.Tensor | np.ndarray) -> None:
+        """Put an annotation made in an earlier sitting back: result, certain memory, interacted.
+
+        prob: (K+1, 1, H, W) padded, background first (usually one-hot from the saved mask).
+        Unlike commit, no round starts (nothing is propagated, no fusion difference is kept):
+        afterwards passes stop at t and fuse between t and the next round's frame, as they
+        would have had the application never closed.
+        """
+        self._check_frame(t)
+        with self._context():
+            prob = torch.as_tensor(prob, dtype=torch.float32, device=self.device)
+            prob = prob.reshape(self.num_objects + 1, 1, *self.padded_size)
+            self.results.set_prob(t, prob[:, 0].float().cpu().numpy())
+            self._previews.discard(t)
+            feats = self.features(t)
+            value = self.nets.prop.encode_value(self.image(t), feats.f16, prob[1:])
+            self._remember(t, feats.k16.unsqueeze(2), value)
+        if t not in self.interacted:
+            self.interacted.append(t)
+
+    def memory_frames(self) -> list[int]:
+        """The frame of each certain-memory entry, in memory order."""
+        return list(self._certain_frames)
+
     def _remember(self, t: int, key: torch.Tensor, value: torch.Tensor) -> None:
         """Put frame t's key/value into the certain memory (see InferenceConfig.reinteraction)."""
         if self.cfg.reinteraction == "replace" and t in self._certain_frames:

@@ -234,6 +234,13 @@ class FrameEditor:
         self._pending[t] = restored
         return restored
 
+    def discard(self, t: int) -> None:
+        """Forget frame t's pending edit and its history (e.g. a mask file replaces it)."""
+        self._pending.pop(t, None)
+        self._histories.pop(t, None)
+        if self._live_frame == t:
+            self.end_interaction()
+
     def committed(self, t: int) -> None:
         """Frame t was propagated: its edits are now the committed result."""
         self._pending.pop(t, None)

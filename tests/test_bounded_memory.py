@@ -7,13 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from inference_core.api import propagate_from_masks
 from inference_core.config import InferenceConfig
 from inference_core.frames import ArrayFrames, ImageFolderFrames
 from inference_core.memory_bank import MemoryBank
 from inference_core.results import ResultStore
 from inference_core.session import Session
 from model.build import load_networks
+from tests.project_helpers import project_for, propagate_masks
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_memory_mapped_results_equal_ram_results(nets, tmp_path):
         budget = 1 << 30 if storage is None else 0  # 0: always memory-mapped
         cfg = InferenceConfig(prob_dtype="float32", result_ram_budget=budget)
         session = Session(nets, frames, 1, cfg, storage_dir=storage)
-        list(propagate_from_masks(session, {0: _first_mask(32, 48)}))
+        propagate_masks(session, {0: _first_mask(32, 48)})
         assert session.results.storage.memory_mapped == (storage is not None)
         outputs.append(np.stack([session.results.prob(t) for t in range(6)]))
     assert np.array_equal(*outputs)
@@ -66,8 +66,13 @@ def test_frame_and_feature_caches_stay_bounded_during_propagation(nets, tmp_path
     frames = ImageFolderFrames(tmp_path, resolution=-1, cache_size=3)
     session = Session(nets, frames, 1, InferenceConfig(feature_cache=2, image_cache=2))
     sizes = []
-    for _ in propagate_from_masks(session, {0: _first_mask(32, 48)}):
-        sizes.append((len(frames._cache), len(session._features), len(session._images)))
+    project = project_for(session)
+    project.import_mask(0, _first_mask(32, 48), _first_mask(32, 48))
+    project.propagate(
+        on_frame=lambda *_: sizes.append(
+            (len(frames._cache), len(session._features), len(session._images))
+        )
+    )
     assert len(sizes) == 39
     assert max(s[0] for s in sizes) <= 3
     assert max(s[1] for s in sizes) <= 2 and max(s[2] for s in sizes) <= 2
@@ -83,7 +88,7 @@ def test_outputs_are_identical_with_caches_on_and_off(nets):
         mask[2:6, 2:6] = 2
         other = np.zeros_like(mask)
         other[10:20, 20:40] = 2
-        list(propagate_from_masks(session, {1: mask, 6: other}))
+        propagate_masks(session, {1: mask, 6: other})
         outputs.append(np.stack([session.results.prob(t) for t in range(8)]))
     assert np.array_equal(*outputs)
 
@@ -106,4 +111,4 @@ def test_a_capped_session_propagates_a_long_pass(nets):
     frames = ArrayFrames(np.random.default_rng(3).integers(0, 255, (24, 32, 48, 3), np.uint8))
     cfg = InferenceConfig(mem_freq=2, max_pass_memory=3)
     session = Session(nets, frames, 1, cfg)
-    assert len(list(propagate_from_masks(session, {0: _first_mask(32, 48)}))) == 23
+    assert len(propagate_masks(session, {0: _first_mask(32, 48)})) == 23

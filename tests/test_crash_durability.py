@@ -12,27 +12,28 @@ import time
 import numpy as np
 import torch
 
-from gui.startup import StartupOptions, build_workspace
 from model.build import FUSION, PROPAGATION
 from tests.gui_helpers import T, write_clip
 from tests.shared_assets import REPO
 from util.mask_io import read_index_mask
+from workflow.open_project import StartupOptions, open_project
 
 WORKER = textwrap.dedent(
     """
     import sys, time, torch
     sys.path.insert(0, {repo!r})
-    from gui.startup import StartupOptions, build_workspace
+    from workflow.open_project import StartupOptions, open_project
     opts = StartupOptions(video={video!r}, images=None, masks=None, output={out!r},
                           num_objects=2, resolution=-1, mem_freq=5, amp=False,
                           prop_model={prop!r}, fusion_model={fusion!r}, s2m_model=None)
-    ws, _ = build_workspace(opts, torch.device("cpu"))
-    ws.apply_stroke(0, "free", 2, [(10, 10), (40, 12)], 9)
-    ws.begin_propagation(0)
-    for frame in ws.session.propagate(0):
-        ws.frame_propagated(frame)
+    project, _ = open_project(opts, torch.device("cpu"))
+    project.apply_stroke(0, "free", 2, [(10, 10), (40, 12)], 9)
+
+    def on_frame(frame, done, total):
         print(frame, flush=True)
         time.sleep(1.5)  # slow enough to be killed mid-propagation
+
+    project.propagate(on_frame=on_frame)
     """
 )
 
@@ -68,10 +69,13 @@ def test_kill_9_mid_propagation_loses_at_most_the_frame_in_flight(tmp_path):
     assert not [p for p in out.iterdir() if ".tmp" in p.name]
     assert (read_index_mask(out / "00000.png") == 2).any()
     # restarting on the same input and output resumes: masks, object count
-    ws, _ = build_workspace(_options(video, out, tmp_path), torch.device("cpu"))
-    assert ws.session.num_objects == 2
+    project, _ = open_project(_options(video, out, tmp_path), torch.device("cpu"))
+    assert project.session.num_objects == 2
     for name in written:
         t = int(name[:5])
-        assert np.array_equal(ws.session.results.mask(t), read_index_mask(out / name))
-    ws.writer.close()
+        assert np.array_equal(project.mask(t), read_index_mask(out / name))
+    # The edited frame is still an annotation: in the certain memory, its round to run again.
+    assert project.provenance[0].kind == "annotated"
+    assert project.session.memory_frames() == [0] and project.awaiting() == [0]
+    project.close()
     assert len(written) < T + 1

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from inference_core.export import (
+from inference_core.upsample import labels_at_size, probs_at_size
+from workflow.export import (
     counts_to_string,
     export_binary_masks,
     export_coco_rle,
@@ -23,7 +24,6 @@ from inference_core.export import (
     rle_encode,
     string_to_counts,
 )
-from inference_core.upsample import labels_at_size, probs_at_size
 
 NAMES = ["f0", "f1", "f2"]
 

@@ -27,7 +27,7 @@ def window(qtbot, assets, tmp_path):
 
 def _mask(window, t=None):
     c = window.c
-    return c.ws.session.results.mask(c.frame if t is None else t)
+    return c.project.mask(c.frame if t is None else t)
 
 
 def test_scribble_marks_the_selected_object(window, qtbot):
@@ -91,7 +91,7 @@ def test_propagate_fills_every_frame_with_progress(window, qtbot):
         assert not window.actions_bar.propagate.isEnabled()  # editing is off while busy
     assert blocker.args == [0, False]
     assert steps == [(i, T - 1) for i in range(1, T)]
-    results = window.c.ws.session.results
+    results = window.c.project.session.results
     assert all(results.has_prob(t) for t in range(T))
     assert window.actions_bar.propagate.isEnabled()
 
@@ -104,13 +104,13 @@ def test_cancel_stops_within_one_frame(window, qtbot):
     with qtbot.waitSignal(window.c.worker.propagation_finished, timeout=120000) as blocker:
         window.actions_bar.propagate.click()
     assert blocker.args == [0, True]
-    results = window.c.ws.session.results
+    results = window.c.project.session.results
     done = [t for t in range(T) if results.has_prob(t)]
     assert done in ([0, 1], [0, 1, 2])  # the frame in flight may finish, nothing after it
 
 
 def test_every_overlay_mode_renders(window):
-    window.c.ws.session.results.set_mask(0, np.pad(np.ones((H - 20, W - 20), np.uint8), 10))
+    window.c.project.session.results.set_mask(0, np.pad(np.ones((H - 20, W - 20), np.uint8), 10))
     images = {}
     for mode in ("davis", "fade", "light", "popup", "layered"):
         window.tools.overlay.setCurrentText(mode)
@@ -128,14 +128,14 @@ def test_saved_masks_reopen_identically(qtbot, assets, tmp_path):
     drag(qtbot, first, [(15, 20), (40, 25)])
     with qtbot.waitSignal(first.c.worker.propagation_finished, timeout=120000):
         first.actions_bar.propagate.click()
-    before = [first.c.ws.session.results.mask(t).copy() for t in range(T)]
+    before = [first.c.project.mask(t).copy() for t in range(T)]
     first.close()  # flushes the background writer
     files = sorted(p.name for p in out.glob("*.png"))
     assert files == [f"{t:05d}.png" for t in range(T)]
     assert read_index_mask(out / "00000.png").shape == (H, W)
     second = open_window(qtbot, video, weights, tmp_path / "other", "--masks", str(out))
     assert second.c.num_objects == 2
-    after = [second.c.ws.session.results.mask(t) for t in range(T)]
+    after = [second.c.project.mask(t) for t in range(T)]
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
     second.close()
 

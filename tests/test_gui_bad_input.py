@@ -23,8 +23,8 @@ from PIL import Image
 from PyQt5.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 import gui.app
-import gui.startup
 import interactive_gui
+import workflow.open_project
 from tests.gui_helpers import write_weights
 from util.mask_io import read_index_mask, write_index_mask
 
@@ -83,7 +83,7 @@ def _load_each_good_checkpoint_once(weights):
     """
     patch = pytest.MonkeyPatch()
     for name in ("load_prop_net", "load_fusion_net", "load_s2m"):
-        real, cache = getattr(gui.startup, name), {}
+        real, cache = getattr(workflow.open_project, name), {}
 
         def load(path, device, real=real, cache=cache):
             key = (str(path), str(device))
@@ -91,7 +91,7 @@ def _load_each_good_checkpoint_once(weights):
                 cache[key] = real(path, device)
             return cache[key]
 
-        patch.setattr(gui.startup, name, load)
+        patch.setattr(workflow.open_project, name, load)
     yield
     patch.undo()
 
@@ -190,7 +190,7 @@ class Case:
 
 
 def _frame_is_rgb8(window, t: int = 0) -> np.ndarray:
-    frame = window.c.ws.session.frames.get(t)
+    frame = window.c.project.session.frames.get(t)
     assert frame.shape == (H, W, 3) and frame.dtype == np.uint8
     return frame
 
@@ -229,24 +229,24 @@ def _opens_with_frames(n: int | None = None, fewer_than: int | None = None):
 def _mask_landed(window):
     """The imported mask is frame 0's result, exactly where it was drawn."""
     assert window.c.num_frames == T
-    assert np.array_equal(window.c.ws.labels_at_source(0), _mask())
-    assert not window.c.ws.has_content(1) and not window.c.ws.has_content(2)
+    assert np.array_equal(window.c.project.labels_at_source(0), _mask())
+    assert not window.c.project.has_content(1) and not window.c.project.has_content(2)
 
 
 def _saves_masks(window):
     """Frames read, masks imported, and a mask written into the (odd) output folder."""
     _mask_landed(window)
-    window.c.ws.writer.submit(0)
-    assert window.c.ws.writer.flush(timeout=30)
-    assert np.array_equal(read_index_mask(window.c.ws.output / EXISTING), _mask())
+    window.c.project.writer.submit(0)
+    assert window.c.project.writer.flush(timeout=30)
+    assert np.array_equal(read_index_mask(window.c.project.output / EXISTING), _mask())
 
 
 def _saves_masks_beside_jpgs(window):
-    jpgs = {p: p.read_bytes() for p in window.c.ws.output.glob("*.jpg")}
-    assert len(jpgs) == T and window.c.ws.has_content(0) is False
-    window.c.ws.writer.submit(0)
-    assert window.c.ws.writer.flush(timeout=30)
-    assert read_index_mask(window.c.ws.output / EXISTING).shape == (H, W)
+    jpgs = {p: p.read_bytes() for p in window.c.project.output.glob("*.jpg")}
+    assert len(jpgs) == T and window.c.project.has_content(0) is False
+    window.c.project.writer.submit(0)
+    assert window.c.project.writer.flush(timeout=30)
+    assert read_index_mask(window.c.project.output / EXISTING).shape == (H, W)
     assert all(p.read_bytes() == data for p, data in jpgs.items())
 
 
@@ -464,7 +464,7 @@ def test_an_unwritable_output_folder_can_be_swapped_for_another_at_start(
          f"--s2m_model={weights['s2m']}", f"--fbrs_model={tmp_path / 'no_fbrs.pth'}"]
     )  # fmt: skip
     assert started.code == 0 and started.window is not None
-    ws = started.window.c.ws
+    ws = started.window.c.project
     assert ws.output == chosen and not locked.exists()
     ws.writer.submit(0)
     assert ws.writer.flush(timeout=10)

@@ -37,23 +37,23 @@ def test_a_click_masks_the_selected_object_and_undo_removes_it(qtbot, assets, tm
                       "--fbrs_model", str(weights["fbrs"]))  # fmt: skip
     assert win.c.mode == "click" and win.tools.radios["click"].isEnabled()
     QTest.keyClick(win, Qt.Key_2)
-    results = win.c.ws.session.results
-    before = results.mask(0).copy()
+    project = win.c.project
+    before = project.mask(0).copy()
     _click(qtbot, win, 30, 32)
-    after = results.mask(0)
+    after = project.mask(0)
     assert (after == 2).any() and not (before == 2).any()
     assert set(np.unique(after)) <= {0, 2}  # only the selected object changed
     dot = win.c.composed()[32, 30]
     assert dot[1] > 150 and dot[0] < 100  # the positive click is drawn as a green dot
     _click(qtbot, win, 5, 5, Qt.RightButton)  # a negative click joins the same session
-    assert len(win.c.ws.clicks(0)) == 2
+    assert len(win.c.project.clicks(0)) == 2
     with qtbot.waitSignal(win.c.worker.edited, timeout=30000):
         QTest.keyClick(win, Qt.Key_Z, Qt.ControlModifier)
-    assert np.array_equal(results.mask(0), after)
-    assert len(win.c.ws.clicks(0)) == 1
+    assert np.array_equal(project.mask(0), after)
+    assert len(win.c.project.clicks(0)) == 1
     with qtbot.waitSignal(win.c.worker.edited, timeout=30000):
         QTest.keyClick(win, Qt.Key_Z, Qt.ControlModifier)
-    assert np.array_equal(results.mask(0), before)
+    assert np.array_equal(project.mask(0), before)
     win.close()
 
 

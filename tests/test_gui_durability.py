@@ -64,7 +64,7 @@ def test_an_unwritable_folder_keeps_masks_and_asks_for_another(
     qtbot.waitUntil(lambda: (other / "00000.png").exists(), timeout=30000)
     assert len(asked) == 1 and "kept in memory" in asked[0]
     assert (read_index_mask(other / "00000.png")[8:13, 15:55] == 1).all()
-    assert np.array_equal(read_index_mask(other / "00000.png"), win.c.ws.labels_at_source(0))
+    assert np.array_equal(read_index_mask(other / "00000.png"), win.c.project.labels_at_source(0))
     win.close()
     assert sorted(p.name for p in other.glob("*.png")) == ["00000.png"]
     assert T > 1

@@ -117,7 +117,7 @@ def test_declined_download_is_the_missing_weights_message(dialogs, tmp_path, mon
 
 def test_opening_runs_off_the_gui_thread_which_stays_responsive(qtbot, tmp_path, monkeypatch):
     gui_thread = threading.get_ident()
-    real_build = gui.app.build_workspace
+    real_build = gui.app.open_project
     ticks: list[int] = []
     seen: dict[str, int] = {}
 
@@ -128,7 +128,7 @@ def test_opening_runs_off_the_gui_thread_which_stays_responsive(qtbot, tmp_path,
             time.sleep(0.01)  # a blocked GUI thread would never tick
         return real_build(opts, device)
 
-    monkeypatch.setattr(gui.app, "build_workspace", slow_build)
+    monkeypatch.setattr(gui.app, "open_project", slow_build)
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(1))
     timer.start(10)

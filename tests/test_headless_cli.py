@@ -72,7 +72,8 @@ def test_video_with_two_annotated_frames(weights, video, tmp_path):
     out = tmp_path / "out"
     run = _run(weights, "--video", str(video), "--masks", str(masks), "--output", str(out))
     assert run.returncode == 0, run.stderr
-    files = sorted(p.name for p in out.iterdir())
+    files = sorted(p.name for p in out.glob("*.png"))
+    assert (out / ".mivos_project.json").is_file()
     assert files == [f"{t:05d}.png" for t in range(FRAMES)]
     for t in range(FRAMES):
         image = Image.open(out / f"{t:05d}.png")
@@ -95,7 +96,7 @@ def test_image_folder_and_frame_range(weights, tmp_path):
         "--start", "1", "--end", "6",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert sorted(p.name for p in out.iterdir()) == [f"shot_{t}.png" for t in range(2, 7)]
+    assert sorted(p.name for p in out.glob("*.png")) == [f"shot_{t}.png" for t in range(2, 7)]
     assert read_index_mask(out / "shot_2.png").shape == (SRC_H, SRC_W)
 
 

@@ -1,6 +1,6 @@
 """A long annotation session: 100 rounds of edits and propagation on a 300-frame clip.
 
-Runs the GUI's real stack without windows: build_workspace (the start-up path, real video file,
+Runs the GUI's real stack without windows: open_project (the start-up path, real video file,
 real checkpoints through the loader) and the InferenceWorker's job handling, called directly.
 Frames are tiny so the 100 rounds fit in CI; what is checked is that nothing grows with the
 number of rounds: the certain memory (one entry per corrected frame), the caches, the live
@@ -19,10 +19,10 @@ import pytest
 import torch
 
 from gui.jobs import PropagateJob, ResetJob, StrokeJob, UndoJob
-from gui.startup import StartupOptions, build_workspace
 from gui.worker import InferenceWorker
 from tests.gui_helpers import write_weights
 from util.mask_io import read_index_mask
+from workflow.open_project import StartupOptions, open_project
 
 H, W, T = 32, 48, 300
 ROUNDS = 100
@@ -77,9 +77,9 @@ def workspace(tmp_path):
         prop_model=str(weights["stcn"]), fusion_model=str(weights["fusion_stcn"]),
         s2m_model=None, fbrs_model=None,
     )  # fmt: skip
-    ws, _ = build_workspace(opts, torch.device("cpu"))
+    ws, _ = open_project(opts, torch.device("cpu"))
     yield ws
-    ws.writer.close()
+    ws.close()
     ws.session.close()
 
 

@@ -8,8 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from inference_core.mask_writer import MaskWriter
 from util.mask_io import read_index_mask
+from workflow.mask_writer import MaskWriter
 
 NAMES = ["00000", "00001", "00002"]
 WAIT_S = 5.0  # generous: only reached when something is broken

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gui.overlay import (
+from util.palette import DAVIS_PALETTE
+from workflow.overlay import (
     OVERLAY_MODES,
     checkerboard,
     composite_layer,
@@ -19,7 +20,6 @@ from gui.overlay import (
     overlay_light,
     overlay_popup,
 )
-from util.palette import DAVIS_PALETTE
 
 
 @pytest.fixture

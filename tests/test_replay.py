@@ -1,4 +1,4 @@
-"""`python -m inference_core.replay`: P1 end to end, and scenarios in the same format we make."""
+"""`python -m evaluation.replay`: P1 end to end, and scenarios in the same format we make."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-from inference_core.frames import ArrayFrames
 
+from evaluation.replay import replay
 from inference_core.config import InferenceConfig
-from inference_core.replay import replay
+from inference_core.frames import ArrayFrames
 from inference_core.session import Session
 from interact.free import FreeInteraction
 from interact.scribble import ScribbleInteraction
@@ -26,7 +26,7 @@ def test_p1_end_to_end_through_the_command_line(synthetic_checkpoints, tmp_path)
     out = tmp_path / "p1_ours.npz"
     ck = synthetic_checkpoints
     cmd = [
-        sys.executable, "-m", "inference_core.replay", str(scenario), "--out", str(out),
+        sys.executable, "-m", "evaluation.replay", str(scenario), "--out", str(out),
         "--prop_model", str(ck["stcn"]), "--fusion_model", str(ck["fusion_stcn"]),
         "--s2m_model", str(ck["s2m"]),
     ]  # fmt: skip
@@ -42,7 +42,7 @@ def test_p1_end_to_end_through_the_command_line(synthetic_checkpoints, tmp_path)
 
 
 def test_missing_scenario_is_a_one_line_error(tmp_path):
-    cmd = [sys.executable, "-m", "inference_core.replay", str(tmp_path / "nope.npz")]
+    cmd = [sys.executable, "-m", "evaluation.replay", str(tmp_path / "nope.npz")]
     run = subprocess.run(
         [*cmd, "--out", str(tmp_path / "o.npz")], cwd=REPO, capture_output=True, text=True
     )

@@ -1,7 +1,9 @@
-"""Matching annotation files to frames: by file stem, else by the last number in the name."""
+"""Mask files given by the person: matching them to frames (by file stem, else by the last number
+in the name) and reading them at the working and the source size."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from pathlib import Path
@@ -60,3 +62,44 @@ def load_annotations(
             mask = cv2.resize(mask, working_size[::-1], interpolation=cv2.INTER_NEAREST)
         masks[t] = mask
     return masks
+
+
+def file_sha1(path: Path) -> str:
+    """Content hash of a mask file: an import already recorded with it is not imported again."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_mask_pair(
+    path: Path,
+    working_size: tuple[int, int],
+    source_size: tuple[int, int],
+    num_objects: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One mask file as (working-size ids, source-size ids), both (h, w) uint8.
+
+    The source-size copy is what gets saved, so an imported mask is written back exactly as
+    given (only resized, nearest neighbour, when it is not the frames' size: with a warning).
+    Raises MaskReadError naming the file (unreadable, ids above `num_objects`).
+    """
+    raw = read_index_mask(path)
+    if raw.shape != tuple(source_size):
+        log.warning(
+            "%s: %dx%d differs from the frames' %dx%d; resized (nearest neighbour)",
+            path, raw.shape[1], raw.shape[0], source_size[1], source_size[0],
+        )  # fmt: skip
+    if num_objects is not None and int(raw.max()) > num_objects:
+        raise MaskReadError(
+            path, f"holds object id {int(raw.max())} but --num_objects is {num_objects}"
+        )
+    source = _resized(raw, source_size)
+    return _resized(raw, working_size), source
+
+
+def _resized(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if mask.shape == tuple(size):
+        return mask
+    return cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)

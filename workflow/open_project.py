@@ -1,4 +1,4 @@
-"""Building a workspace from the command line: inputs, weights, masks, output folder."""
+"""Opening a project from the command line: inputs, weights, masks, output folder."""
 
 from __future__ import annotations
 
@@ -9,20 +9,26 @@ from pathlib import Path
 
 import torch
 
-from gui.session_state import LOG_FILE, read_state, update_state
-from gui.workspace import Workspace
 from inference_core.config import InferenceConfig
 from inference_core.frames import FrameSource, open_frames
-from inference_core.mask_matching import load_annotations, match_masks_to_frames
-from inference_core.mask_writer import MaskWriter
 from inference_core.session import Session
 from interact.frame_editor import FrameEditor
 from model.build import Networks, load_fusion_net, load_prop_net, load_s2m
 from model.checkpoint import CheckpointError
 from model.fbrs.controller import ClickController
 from model.fbrs.load import load_fbrs
+from util.device import inference_context
 from util.jsonl_log import JsonlLog
-from util.mask_io import list_mask_files
+from workflow.mask_writer import MaskWriter
+from workflow.project import Project
+from workflow.restore import (
+    mask_files,
+    project_object_count,
+    resolve_num_objects,
+    restore,
+    scan_output,
+)
+from workflow.state import LOG_FILE
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,7 @@ class StartupOptions:
     fusion_model: str
     s2m_model: str | None
     fbrs_model: str | None = None
+    full_masks: bool = False  # every --masks file is a full annotation (never "introduces")
 
 
 class MissingWeights(FileNotFoundError):
@@ -103,11 +110,6 @@ def _click_controller(
     return None, reason
 
 
-def _existing_masks(folder: Path, frames: FrameSource, num_objects: int | None):
-    files = match_masks_to_frames(list_mask_files(folder), frames.names)
-    return load_annotations(files, frames.size, frames.source_size, num_objects)
-
-
 class OutputFolderError(OSError):
     """The output folder cannot hold masks; the message names it and says why."""
 
@@ -148,8 +150,12 @@ def check_frames_not_overwritten(output: Path, frames: FrameSource) -> None:
         )
 
 
-def build_workspace(opts: StartupOptions, device: torch.device) -> tuple[Workspace, bool]:
-    """Everything the GUI needs; errors name the file at fault."""
+def open_project(opts: StartupOptions, device: torch.device) -> tuple[Project, bool]:
+    """Everything the GUI needs, with the output folder's project reopened; (project, has S2M).
+
+    Errors name the file at fault; the output folder and the masks are checked before the
+    networks load.
+    """
     has_s2m = check_weights(opts)
     video, images = input_source(opts)
     output = Path(opts.output) if opts.output else default_output(video, images)
@@ -158,19 +164,13 @@ def build_workspace(opts: StartupOptions, device: torch.device) -> tuple[Workspa
     check_frames_not_overwritten(output, frames)
     if hasattr(frames, "decode_in_background"):
         frames.decode_in_background()  # long videos: the rest decodes while the person works
-    # --masks imports masks; without it, masks already in the output folder resume the session.
-    mask_dir = Path(opts.masks) if opts.masks else output
-    if opts.masks and not mask_dir.is_dir():
-        raise FileNotFoundError(f"{mask_dir}: mask folder not found")
-    masks = _existing_masks(mask_dir, frames, opts.num_objects) if mask_dir.is_dir() else {}
-    found = max((int(m.max()) for m in masks.values()), default=0)
-    state = read_state(mask_dir) if mask_dir.is_dir() else {}
-    saved = state.get("num_objects") if isinstance(state.get("num_objects"), int) else 0
-    num_objects = opts.num_objects or max(found, saved, 1)
-    if found > num_objects:
-        raise ValueError(
-            f"{mask_dir}: masks hold object id {found} but --num_objects is {num_objects}"
-        )
+    existing = scan_output(output, frames)
+    # --masks imports mask files as annotations; the output folder's own masks resume.
+    mask_dir = Path(opts.masks) if opts.masks else None
+    same = mask_dir is not None and mask_dir.resolve() == output.resolve()
+    imports = mask_files(mask_dir, frames) if mask_dir is not None and not same else {}
+    hint = project_object_count(mask_dir, frames) if imports else 0
+    num_objects = resolve_num_objects(opts.num_objects, existing, imports, hint)
     nets = Networks(
         prop=load_prop_net(opts.prop_model, device),
         fusion=load_fusion_net(opts.fusion_model, device),
@@ -182,15 +182,22 @@ def build_workspace(opts: StartupOptions, device: torch.device) -> tuple[Workspa
     session = Session(nets, frames, num_objects, cfg, storage_dir=output / ".results")
     clicker, click_problem = _click_controller(opts, device)
     editor = FrameEditor(num_objects, frames.size, session.pad, nets.s2m, clicker=clicker)
-    update_state(output, num_objects=num_objects, source=str(Path(video or images).resolve()))
-    workspace = Workspace(session, editor, output=output, log=JsonlLog(output / LOG_FILE))
+    project = Project(
+        session, editor, output=output, log_file=JsonlLog(output / LOG_FILE),
+        full_masks=opts.full_masks,
+    )  # fmt: skip
+    project.source_path = str(Path(video or images).resolve())
     if click_problem:
-        workspace.notices.append(click_problem)
-    frame = state.get("frame", 0) if mask_dir == output else 0
-    workspace.start_frame = frame if isinstance(frame, int) and 0 <= frame < len(frames) else 0
-    workspace.import_masks(masks)
-    workspace.writer = MaskWriter(
-        output, frames.names, workspace.labels_at_source, on_error=workspace.write_failed
+        project.notices.append(click_problem)
+    project.writer = MaskWriter(
+        output, frames.names, project.labels_at_source, on_error=project.write_failed
     )
-    log.info("output folder: %s (%d masks imported)", output, len(masks))
-    return workspace, has_s2m
+    with inference_context(device, amp=False):
+        restore(project, existing)
+        imported = project.import_masks(imports)
+    project.save_state()
+    log.info(
+        "output folder: %s (%d annotated frames, %d masks imported)",
+        output, len(project.provenance.frames_of("annotated", "imported")), len(imported),
+    )  # fmt: skip
+    return project, has_s2m

@@ -1,6 +1,6 @@
 """Replay a parity scenario (shared/parity/README.md format) through the real session.
 
-    python -m inference_core.replay SCENARIO.npz --out OUT.npz --prop_model P --fusion_model F \
+    python -m evaluation.replay SCENARIO.npz --out OUT.npz --prop_model P --fusion_model F \
         --s2m_model S [--device cpu]
 
 Reads only the scenario's inputs and writes what we compute under the reference names. Rounds
@@ -186,7 +186,7 @@ def replay(ref, nets: Networks, prob_dtype: str = "float32") -> dict[str, np.nda
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m inference_core.replay", description=__doc__.split("\n\n")[0]
+        prog="python -m evaluation.replay", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("scenario", help="scenario .npz in the shared/parity format")
     parser.add_argument("--out", required=True, help="where to write our arrays (.npz)")
