@@ -95,7 +95,9 @@ class AppController(QObject):
         self._submit.connect(self.worker.run, Qt.QueuedConnection)
         self.worker.edited.connect(self._on_edited)
         self.worker.progress.connect(self._on_progress)
+        self.worker.propagation_started.connect(self._on_propagation_started)
         self.worker.propagation_finished.connect(self._on_propagation_finished)
+        self.worker.nothing_to_propagate.connect(self._on_nothing_to_propagate)
         self.worker.export_finished.connect(self._on_export_finished)
         self.worker.export_progress.connect(self.progress_changed)
         self.worker.failed.connect(self._on_failed)
@@ -294,13 +296,9 @@ class AppController(QObject):
             self.local_changed.emit(False)
 
     def propagate(self) -> None:
+        # What to propagate is decided on the worker, after the edits queued before this job
+        # (a stroke released just before Ctrl+Return is still queued here).
         if self.busy or self.local_box is not None:
-            return
-        plan = self.project.plan()
-        if not plan.frames:
-            self.message.emit(
-                "Nothing to propagate: no frame has a new edit or an imported mask. Edit a frame."
-            )
             return
         self.timers.pause_user()
         self._strokes.clear()
@@ -308,8 +306,6 @@ class AppController(QObject):
         self.follow = True
         self.worker.cancel.clear()
         self.busy_changed.emit(True)
-        where = ", ".join(str(f) for f in plan.frames[:8]) + ("..." if len(plan.frames) > 8 else "")
-        self.message.emit(f"Propagation started from frame(s) {where}.")
         self._submit.emit(PropagateJob(self.frame))
 
     def cancel(self) -> None:
@@ -342,6 +338,17 @@ class AppController(QObject):
             self.set_frame(t, from_user=False)
         elif t == self.frame:
             self.display_changed.emit()
+
+    def _on_propagation_started(self, frames: list) -> None:
+        where = ", ".join(str(f) for f in frames[:8]) + ("..." if len(frames) > 8 else "")
+        self.message.emit(f"Propagation started from frame(s) {where}.")
+        self.emit_provenance()
+
+    def _on_nothing_to_propagate(self, why: str) -> None:
+        self.busy = False
+        self.timers.resume_user()
+        self.busy_changed.emit(False)
+        self.message.emit(f"Nothing to propagate: {why}")
 
     def _on_propagation_finished(self, t: int, cancelled: bool) -> None:
         self.busy = False

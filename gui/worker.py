@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 class InferenceWorker(QObject):
     edited = pyqtSignal(int, str)  # frame, what happened
     progress = pyqtSignal(int, int, int)  # frame just finished, done, total
+    propagation_started = pyqtSignal(list)  # the annotated frames whose rounds run, in order
     propagation_finished = pyqtSignal(int, bool)  # frame propagated from, cancelled
+    nothing_to_propagate = pyqtSignal(str)  # why (no frame awaits its round)
     export_finished = pyqtSignal(str)  # message
     export_progress = pyqtSignal(int, int)  # done, total
     failed = pyqtSignal(str)
@@ -89,6 +91,13 @@ class InferenceWorker(QObject):
             raise TypeError(f"unknown job {job!r}")
 
     def _propagate(self, t: int) -> None:
-        # The round itself (commit, propagate, save, provenance) is the project's.
+        # The rounds themselves (commit, propagate, save, provenance) are the project's.
+        plan = self.project.plan()
+        if not plan.frames:
+            self.nothing_to_propagate.emit(
+                "no frame has a new edit or an imported mask. Edit a frame first."
+            )
+            return
+        self.propagation_started.emit(plan.frames)
         finished = self.project.propagate(self.cancel, self.progress.emit)
         self.propagation_finished.emit(t, not finished)

@@ -362,6 +362,16 @@ def _case(name: str, tmp: Path, weights) -> Case:
         for t, frame in enumerate(_frames()):
             Image.fromarray(frame).save(folder / f"{t:05d}.jpg")
         return Case(["--images", str(folder)], output=folder, check=_saves_masks_beside_jpgs)
+    if name in ("damaged_project_file", "project_file_of_a_newer_version"):
+        # Never silently replaced by an empty project: the annotations it lists would be lost.
+        out = tmp / "out"
+        write_index_mask(out / EXISTING, _mask())
+        state = out / ".mivos_project.json"
+        damaged = name == "damaged_project_file"
+        state.write_text('{"format": "mivos-pro' if damaged else '{"format": "mivos-project", '
+                         '"version": 99}')  # fmt: skip
+        problem = "unreadable project file" if damaged else "newer version"
+        return Case(images, str(state), problem, unchanged=[out / EXISTING, state])
     if name == "output_is_a_file":
         (tmp / "out.png").write_text("a file, not a folder")
         return Case(images, "out.png", "not a folder", output=tmp / "out.png")
@@ -395,7 +405,8 @@ INPUT_CASES = [
     "mask_ids_above_num_objects", "mask_not_an_image", "missing_masks_folder", "odd_path_video",
     "odd_path_images", "odd_path_masks", "odd_path_output", "output_is_the_png_frames_folder",
     "output_is_the_jpg_frames_folder", "output_is_a_file",
-    "output_under_a_file", "output_read_only",
+    "output_under_a_file", "output_read_only", "damaged_project_file",
+    "project_file_of_a_newer_version",
 ]  # fmt: skip
 CHECKPOINT_CASES = [
     f"{kind}_{flag}" for kind in CHECKPOINT_PROBLEM for flag in ("prop", "fusion", "s2m", "fbrs")

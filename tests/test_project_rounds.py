@@ -68,7 +68,8 @@ def test_each_frame_is_saved_once_at_its_last_visit_with_its_final_result(nets, 
         for t in range(annotated[-2]):
             assert saved.index(t) < saved.index(annotated[-1]), f"frame {t} saved late"
     # The plan's count is what progress bars show: the visits the rounds really made.
-    expected = sum((T - 1 - a) + (a - before - 1) for a, before in zip(annotated, [-1, *annotated], strict=False))
+    previous = [-1, *annotated[:-1]]
+    expected = sum((T - 1 - a) + (a - p - 1) for a, p in zip(annotated, previous, strict=True))
     assert len(visits) == expected
 
 

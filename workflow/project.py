@@ -139,8 +139,6 @@ class Project:
         tracked = given.tracked
         if tracked is None:
             tracked = tuple(sorted(self._objects_before(t)))
-            if self._given.get(t) is given:  # cache it (replaced, never mutated)
-                self._given[t] = replace(given, tracked=tracked)
         prob = self.session.results.prob(t)
         absent = [k for k in range(1, self.num_objects + 1) if k not in tracked]
         prob[absent] = 0
@@ -194,7 +192,8 @@ class Project:
         if exact is not None and self.editor.pending(t) is None:
             if not exact.introduces:
                 return exact.source.copy()
-            labels = labels_at_size(self.committed(t), self.session.pad, self.source_size)
+            # _base: the merge shown while awaiting its round; the committed merge afterwards.
+            labels = labels_at_size(self._base(t), self.session.pad, self.source_size)
             labels[exact.source > 0] = exact.source[exact.source > 0]
             return labels
         return labels_at_size(self.current_prob(t), self.session.pad, self.source_size)
@@ -233,6 +232,10 @@ class Project:
             self.log = JsonlLog(folder / self.log.path.name)
         if self.writer is not None:
             self.writer.retarget(folder)
+            # Frames of earlier sittings were never submitted in this one: copy them too.
+            for t in range(self.num_frames):
+                if self.has_content(t):
+                    self.writer.submit(t)
         self.save_state()
 
     def _save(self, t: int) -> None:
@@ -283,8 +286,10 @@ class Project:
         if self.log is not None:
             self.log.append(kind=kind, frame=frame, **fields)
 
-    def _show(self, t: int, interaction: str) -> None:
-        """Frame t has a new edit (in the editor): it is an annotation awaiting its round."""
+    def _show(self, t: int, interaction: str | None) -> None:
+        """Frame t has a new edit (in the editor): it is an annotation awaiting its round.
+
+        interaction: the kind of edit, listed in the provenance (None for undo and redo)."""
         self._given.pop(t, None)
         self._exact.pop(t, None)
         self.provenance.annotated(t, interaction)
@@ -321,7 +326,7 @@ class Project:
             return self.local.undo()
         changed = self.editor.undo(t, self._base(t)) is not None
         if changed:
-            self._show(t, "undo")
+            self._show(t, None)
         return changed
 
     def redo(self, t: int) -> bool:
@@ -330,7 +335,7 @@ class Project:
             return self.local.redo()
         changed = self.editor.redo(t, self._base(t)) is not None
         if changed:
-            self._show(t, "redo")
+            self._show(t, None)
         return changed
 
     def reset_frame(self, t: int) -> None:
@@ -398,10 +403,12 @@ class Project:
         if save:
             self._save(t)
 
-    def keep_exact(self, t: int, given: GivenMask) -> None:
-        """Save frame t as `given` at the source size while it is not edited (e.g. after
-        another folder is chosen, its saved mask is copied there unchanged)."""
-        self._exact[t] = given
+    def settle_tracked(self) -> None:
+        """Work out, once every annotation is in place, which objects each introducing mask
+        awaiting its round keeps from propagation (see GivenMask.tracked)."""
+        for t, given in list(self._given.items()):
+            if given.introduces and given.tracked is None:
+                self._given[t] = replace(given, tracked=tuple(sorted(self._objects_before(t))))
 
     def import_masks(self, files: dict[int, Path]) -> list[int]:
         """Mask files (frame -> path) become annotations awaiting their round; returns frames.

@@ -102,15 +102,16 @@ class ProvenanceTable:
         with self._lock:
             return list(self._frames)
 
-    def annotated(self, t: int, interaction: str) -> Provenance:
-        """Frame t was edited by the person with `interaction`: an annotation awaiting its round.
+    def annotated(self, t: int, interaction: str | None) -> Provenance:
+        """Frame t was edited by the person with `interaction` (None: an undo or a redo): an
+        annotation awaiting its round.
 
         An imported frame the person edits becomes annotated; its file is kept for the record.
         """
         with self._lock:
             old = self._frames[t]
             kinds = old.interactions if old.kind == "annotated" else ()
-            if interaction not in kinds:
+            if interaction is not None and interaction not in kinds:
                 kinds = (*kinds, interaction)
             new = Provenance("annotated", kinds, old.file, old.sha1, (), round=None, done=False)
             self._frames[t] = new

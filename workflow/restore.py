@@ -136,9 +136,9 @@ def restore(project: Project, existing: Existing, recompute: bool = False) -> No
         prov = replace(prov, round=None, done=False)
         project.await_annotation(t, GivenMask(labels, source, prov.introduces), prov, save=False)
     for _, t, prov in sorted(committed):
-        labels, source = _saved_pair(project, existing.masks[t])
+        labels, _ = _saved_pair(project, existing.masks[t])
         project.restore_annotation(t, labels, prov)
-        project.keep_exact(t, GivenMask(labels, source, ()))
+    project.settle_tracked()
     missing = [t for t, p in enumerate(provenance) if p.is_annotation and t not in existing.masks]
     for t in missing:
         log.warning(
