@@ -56,12 +56,16 @@ def open_window(qtbot, video: Path, weights: dict[str, Path], output: Path, *ext
             "--s2m_model", str(weights["s2m"]), "--resolution", "-1", *extra,
         ]
     )  # fmt: skip
-    window = open_main_window(args)
+    return show_window(qtbot, open_main_window(args))
+
+
+def show_window(qtbot, window):
+    """Show a main window and make it active (shortcuts only reach the active window)."""
     qtbot.addWidget(window)
     window.resize(900, 600)
     window.show()
     qtbot.waitExposed(window)
-    window.activateWindow()  # shortcuts only reach the active window
+    window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow, timeout=5000)
     return window
 

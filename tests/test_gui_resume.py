@@ -16,7 +16,7 @@ from PyQt5.QtTest import QTest
 
 from gui.app import open_main_window
 from interactive_gui import build_parser
-from tests.gui_helpers import drag, write_weights
+from tests.gui_helpers import drag, show_window, write_weights
 from workflow.state import STATE_FILE
 
 H, W, T = 48, 64, 42
@@ -48,14 +48,7 @@ def _open(qtbot, video, weights, output):
             "--s2m_model", str(weights["s2m"]), "--resolution", "-1", "--num_objects", "2",
         ]
     )  # fmt: skip
-    window = open_main_window(args)
-    qtbot.addWidget(window)
-    window.resize(900, 600)
-    window.show()
-    qtbot.waitExposed(window)
-    window.activateWindow()
-    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
-    return window
+    return show_window(qtbot, open_main_window(args))
 
 
 def _correct(qtbot, window, t, points):

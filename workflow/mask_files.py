@@ -35,35 +35,6 @@ def match_masks_to_frames(mask_files: list[Path], frame_names: list[str]) -> dic
     return matched
 
 
-def load_annotations(
-    files: dict[int, Path],
-    working_size: tuple[int, int],
-    source_size: tuple[int, int],
-    num_objects: int | None = None,
-) -> dict[int, np.ndarray]:
-    """Read matched mask files at the working size, checking them against the video.
-
-    A mask of another size than the frames is resized (nearest neighbour) with a warning; an
-    object id above `num_objects` is a MaskReadError naming the file.
-    """
-    masks: dict[int, np.ndarray] = {}
-    for t, path in sorted(files.items()):
-        mask = read_index_mask(path)
-        if mask.shape != tuple(source_size):
-            log.warning(
-                "%s: %dx%d differs from the frames' %dx%d; resized (nearest neighbour)",
-                path, mask.shape[1], mask.shape[0], source_size[1], source_size[0],
-            )  # fmt: skip
-        if num_objects is not None and int(mask.max()) > num_objects:
-            raise MaskReadError(
-                path, f"holds object id {int(mask.max())} but --num_objects is {num_objects}"
-            )
-        if mask.shape != tuple(working_size):
-            mask = cv2.resize(mask, working_size[::-1], interpolation=cv2.INTER_NEAREST)
-        masks[t] = mask
-    return masks
-
-
 def file_sha1(path: Path) -> str:
     """Content hash of a mask file: an import already recorded with it is not imported again."""
     digest = hashlib.sha1()

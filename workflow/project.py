@@ -321,19 +321,18 @@ class Project:
         return self.editor.clicks(t)
 
     def undo(self, t: int) -> bool:
-        self.record("undo", t)
-        if self.local is not None:
-            return self.local.undo()
-        changed = self.editor.undo(t, self._base(t)) is not None
-        if changed:
-            self._show(t, None)
-        return changed
+        """Revert frame t's newest edit (or the local region's); False when there is none."""
+        return self._history_step(t, redo=False)
 
     def redo(self, t: int) -> bool:
-        self.record("redo", t)
+        return self._history_step(t, redo=True)
+
+    def _history_step(self, t: int, redo: bool) -> bool:
+        self.record("redo" if redo else "undo", t)
         if self.local is not None:
-            return self.local.redo()
-        changed = self.editor.redo(t, self._base(t)) is not None
+            return self.local.redo() if redo else self.local.undo()
+        step = self.editor.redo if redo else self.editor.undo
+        changed = step(t, self._base(t)) is not None
         if changed:
             self._show(t, None)
         return changed
