@@ -39,7 +39,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(title)
         self.canvas = Canvas()
         self.minimap = Minimap()
-        self.objects = ObjectPanel(controller.num_objects)
+        self.objects = ObjectPanel([o.name for o in controller.project.objects])
         self.tools = ToolPanel()
         self.timeline = Timeline(controller.num_frames)
         self.actions_bar = ActionBar()

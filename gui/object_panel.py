@@ -12,16 +12,18 @@ from workflow.overlay import object_colours
 class ObjectPanel(QWidget):
     object_selected = pyqtSignal(int)  # object id, 1..K
 
-    def __init__(self, num_objects: int, parent: QWidget | None = None) -> None:
+    def __init__(self, names: list[str], parent: QWidget | None = None) -> None:
+        """names: the objects' names (the project's), object k at index k-1."""
         super().__init__(parent)
         self.list = QListWidget()
         self.list.setMaximumHeight(160)
-        colours = object_colours(num_objects + 1)
-        for k in range(1, num_objects + 1):
+        # Swatches in the DAVIS palette: the colours the overlay and the saved PNGs use.
+        colours = object_colours(len(names) + 1)
+        for k, name in enumerate(names, start=1):
             swatch = QPixmap(14, 14)
             swatch.fill(QColor(*(int(c) for c in colours[k])))
             shortcut = f"  (key {k})" if k <= 9 else ""
-            self.list.addItem(QListWidgetItem(QIcon(swatch), f"Object {k}{shortcut}"))
+            self.list.addItem(QListWidgetItem(QIcon(swatch), f"{name}{shortcut}"))
         self.list.currentRowChanged.connect(lambda row: self.object_selected.emit(row + 1))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -8,6 +8,8 @@ into the certain memory and propagation stops at them.
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -82,6 +84,10 @@ def test_reopening_keeps_hand_corrected_frames_and_their_memory(qtbot, assets, t
     first.close()  # saves every mask and the project file
     before = _saved(out)
     assert len(before) == T and (out / STATE_FILE).is_file()
+    state = json.loads((out / STATE_FILE).read_text())
+    assert [o["name"] for o in state["objects"]] == ["Object 1", "Object 2"]
+    state["objects"][1]["name"] = "cup"  # as a later version's rename would save it
+    (out / STATE_FILE).write_text(json.dumps(state))
 
     second = _open(qtbot, video, weights, out)
     project = second.c.project
@@ -93,6 +99,7 @@ def test_reopening_keeps_hand_corrected_frames_and_their_memory(qtbot, assets, t
     assert second.c.frame == 33 and second.c.mode == "free"
     assert second.tools.overlay.currentText() == "fade"
     assert second.timeline.marks.kinds[30] == "annotated"
+    assert second.objects.list.item(1).text().startswith("cup")
     _correct(qtbot, second, 20, [(20, 5), (34, 6)])
     assert project.session.memory_frames() == [30, 10, 20]
     second.close()
