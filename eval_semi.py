@@ -41,7 +41,6 @@ from util.cli import run_command
 from util.device import pick_device
 from util.mask_io import MaskReadError, list_mask_files, read_index_mask
 from workflow.mask_files import match_masks_to_frames
-from workflow.mask_writer import MaskWriter
 from workflow.project import Project
 
 log = logging.getLogger("eval_semi")
@@ -90,11 +89,11 @@ def segment_sequence(
     num_objects = max(ids)
     session = Session(nets, frames, num_objects, cfg)
     editor = FrameEditor(num_objects, frames.size, session.pad)
-    project = Project(session, editor, output=None)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    project = Project(session, editor, output=out_dir)
     # The given mask is saved as it is (void band included); scoring reads what is saved.
     source = read_index_mask(files[0], size=frames.source_size)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    project.writer = MaskWriter(out_dir, frames.names, project.labels_at_source)
+    project.attach_writer()
     project.import_mask(0, given, source, file=str(files[0]))
     total = project.plan().total
     try:

@@ -30,7 +30,6 @@ from model.checkpoint import CheckpointError
 from util.cli import run_command
 from util.device import pick_device
 from util.mask_io import MaskReadError
-from workflow.mask_writer import MaskWriter
 from workflow.open_project import check_frames_not_overwritten, prepare_output
 from workflow.project import Project
 from workflow.restore import mask_files, resolve_num_objects, restore, scan_output
@@ -106,10 +105,7 @@ def run(args: argparse.Namespace) -> int:
     project = Project(session, editor, output=out_dir, full_masks=args.full_masks)
     project.source_path = str(Path(args.video or args.images).resolve())
     failures: list[str] = []
-    project.writer = MaskWriter(
-        out_dir, frames.names, project.labels_at_source,
-        on_error=lambda t, exc: failures.append(f"{frames.names[t]}.png: {exc}"),
-    )  # fmt: skip
+    project.attach_writer(lambda t, exc: failures.append(f"{frames.names[t]}.png: {exc}"))
     try:
         restore(project, existing, recompute=True)
         project.import_masks(imports)

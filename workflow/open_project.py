@@ -19,7 +19,6 @@ from model.fbrs.controller import ClickController
 from model.fbrs.load import load_fbrs
 from util.device import inference_context
 from util.jsonl_log import JsonlLog
-from workflow.mask_writer import MaskWriter
 from workflow.project import Project
 from workflow.restore import (
     mask_files,
@@ -189,9 +188,7 @@ def open_project(opts: StartupOptions, device: torch.device) -> tuple[Project, b
     project.source_path = str(Path(video or images).resolve())
     if click_problem:
         project.notices.append(click_problem)
-    project.writer = MaskWriter(
-        output, frames.names, project.labels_at_source, on_error=project.write_failed
-    )
+    project.attach_writer(on_error=project.write_failed)
     with inference_context(device, amp=False):
         restore(project, existing)
         imported = project.import_masks(imports)

@@ -238,6 +238,17 @@ class Project:
                     self.writer.submit(t)
         self.save_state()
 
+    def attach_writer(self, on_error: Callable[[int, Exception], None] | None = None) -> None:
+        """Save every changed frame to the output folder from now on (a background MaskWriter
+        writing `saved_labels`); on_error(frame, error) runs on the writer thread."""
+        if self.output is None:
+            raise ValueError("the project has no output folder")
+        self.writer = MaskWriter(self.output, self.names, self.saved_labels, on_error=on_error)
+
+    def saved_labels(self, t: int) -> np.ndarray:
+        """(h0, w0) uint8: what is written to frame t's PNG (its ids at the source size)."""
+        return self.labels_at_source(t)
+
     def _save(self, t: int) -> None:
         if self.writer is not None:
             self.writer.submit(t)
