@@ -65,10 +65,49 @@ def _gray_ids(values: np.ndarray, path: Path, mode: str) -> np.ndarray:
     return values
 
 
+def _palette_ids(image: Image.Image, path: Path) -> np.ndarray:
+    """A palette image's indices as object ids, checked against its palette.
+
+    Indices are ids when the colours the image uses are DAVIS's at those indices, or when its
+    palette is the plain grey ramp (index i = grey i: ids saved without a palette). Otherwise
+    an editor has re-indexed the image (an adaptive palette): each index is mapped by its
+    colour to the DAVIS id of that colour. A palette with colours outside DAVIS's cannot say
+    which object is which: MaskReadError naming the file, never indices taken as ids.
+    """
+    indices = np.asarray(image, dtype=np.uint8)
+    palette = image.getpalette()
+    if palette is None:
+        return indices
+    table = np.zeros((256, 3), np.int32)
+    entries = np.asarray(palette[: 256 * 3], np.int32).reshape(-1, 3)
+    table[: len(entries)] = entries
+    used = np.unique(indices)
+    colours = table[used]
+    if (colours == DAVIS_PALETTE[used]).all() or (colours == used[:, None]).all():
+        return indices
+    codes = (colours[:, 0] << 16) | (colours[:, 1] << 8) | colours[:, 2]
+    unknown = [
+        (int(i), tuple(c))
+        for i, c, code in zip(used, colours.tolist(), codes.tolist(), strict=True)
+        if code not in _CODE_TO_ID
+    ]
+    if unknown:
+        index, colour = unknown[0]
+        raise MaskReadError(
+            path,
+            f"is a palette PNG whose colours are not the DAVIS palette (index {index} is "
+            f"{colour}), so its indices cannot be taken as object ids; save it with the DAVIS "
+            "palette, as DAVIS-coloured RGB, or as a grayscale image of ids",
+        )
+    lut = np.zeros(256, np.uint8)
+    lut[used] = [_CODE_TO_ID[code] for code in codes.tolist()]
+    return lut[indices]
+
+
 def _to_ids(image: Image.Image, path: Path) -> np.ndarray:
     mode = image.mode
     if mode == "P":
-        return np.asarray(image, dtype=np.uint8)
+        return _palette_ids(image, path)
     if mode == "PA":
         return np.ascontiguousarray(np.asarray(image)[..., 0])
     if mode in ("RGB", "RGBA"):
@@ -87,8 +126,10 @@ def _to_ids(image: Image.Image, path: Path) -> np.ndarray:
 def read_index_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """(H, W) uint8 object ids; resized with nearest neighbour to `size` (H, W) if given.
 
-    Palette PNGs give their indices; 'L' and 16-bit images their values (a 0/255 image is read
-    as 0/1); RGB(A) images must use DAVIS palette colours.
+    Palette PNGs give their indices when the palette is DAVIS's (or a grey ramp), else their
+    colours mapped to DAVIS ids (MaskReadError when a colour is not DAVIS's); 'L' and 16-bit
+    images their values (a 0/255 image is read as 0/1); RGB(A) images must use DAVIS palette
+    colours. 255 is returned as is (void in DAVIS/VOC ground truth; callers decide).
     """
     path = Path(path)
     if not path.exists():

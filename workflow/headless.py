@@ -32,8 +32,8 @@ from util.device import pick_device
 from util.mask_io import MaskReadError
 from workflow.open_project import check_frames_not_overwritten, prepare_output
 from workflow.project import Project
-from workflow.restore import mask_files, resolve_num_objects, restore, scan_output
-from workflow.state import StateError
+from workflow.restore import mask_files, resolve_object_ids, restore, scan_output
+from workflow.state import StateError, objects_for_ids
 
 log = logging.getLogger("inference_core")
 
@@ -50,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="folder for one index PNG per frame")
     p.add_argument("--start", type=int, default=0, help="first frame to process (default 0)")
     p.add_argument("--end", type=int, default=None, help="process frames before this one")
-    p.add_argument("--num_objects", type=int, default=None, help="default: max id in --masks")
+    p.add_argument(
+        "--num_objects", type=int, default=None,
+        help="objects are ids 1..N (default: the ids present in --masks, e.g. 1, 3, 7)",
+    )  # fmt: skip
     p.add_argument(
         "--full_masks",
         action="store_true",
@@ -91,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     frames = FrameRange(source, args.start, args.end)
     imports = _imports(args, source, frames)
     existing = scan_output(out_dir, frames)
-    num_objects = resolve_num_objects(args.num_objects, existing, imports)
+    object_ids = resolve_object_ids(args.num_objects, existing, imports)
+    num_objects = len(object_ids)
     nets = Networks(
         prop=load_prop_net(args.prop_model, device),
         fusion=load_fusion_net(args.fusion_model, device),
@@ -102,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
     session = Session(nets, frames, num_objects, cfg)
     editor = FrameEditor(num_objects, frames.size, session.pad)
     # No interaction log: nobody interacts (the log is for annotation-time studies).
-    project = Project(session, editor, output=out_dir, full_masks=args.full_masks)
+    project = Project(
+        session, editor, objects_for_ids(object_ids), output=out_dir, full_masks=args.full_masks
+    )
     project.source_path = str(Path(args.video or args.images).resolve())
     failures: list[str] = []
     project.attach_writer(lambda t, exc: failures.append(f"{frames.names[t]}.png: {exc}"))

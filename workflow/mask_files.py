@@ -6,12 +6,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from util.mask_io import MaskReadError, read_index_mask
+from util.mask_io import read_index_mask
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +45,27 @@ def file_sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_mask_pair(
-    path: Path,
-    working_size: tuple[int, int],
-    source_size: tuple[int, int],
-    num_objects: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """One mask file as (working-size ids, source-size ids), both (h, w) uint8.
+VOID_ID = 255  # DAVIS/VOC ground truth: "not labelled" (object borders, unclear pixels)
 
-    The source-size copy is what gets saved, so an imported mask is written back exactly as
-    given (only resized, nearest neighbour, when it is not the frames' size: with a warning).
-    Raises MaskReadError naming the file (unreadable, ids above `num_objects`).
+
+@dataclass(frozen=True)
+class MaskPair:
+    """One mask file at the working and the source size, (h, w) and (h0, w0) uint8 ids as the
+    file's author wrote them (void pixels already set to background); `void` counts them."""
+
+    labels: np.ndarray
+    source: np.ndarray
+    void: int
+
+
+def read_mask_pair(
+    path: Path, working_size: tuple[int, int], source_size: tuple[int, int]
+) -> MaskPair:
+    """One mask file at both sizes; void (255) pixels become background, never an object.
+
+    The source-size copy is what gets saved, so an imported mask is written back as given
+    (only resized, nearest neighbour, when it is not the frames' size: with a warning).
+    Raises MaskReadError naming the file when it cannot be read.
     """
     raw = read_index_mask(path)
     if raw.shape != tuple(source_size):
@@ -62,12 +73,16 @@ def read_mask_pair(
             "%s: %dx%d differs from the frames' %dx%d; resized (nearest neighbour)",
             path, raw.shape[1], raw.shape[0], source_size[1], source_size[0],
         )  # fmt: skip
-    if num_objects is not None and int(raw.max()) > num_objects:
-        raise MaskReadError(
-            path, f"holds object id {int(raw.max())} but --num_objects is {num_objects}"
-        )
-    source = _resized(raw, source_size)
-    return _resized(raw, working_size), source
+    void = raw == VOID_ID
+    count = int(void.sum())
+    if count:
+        raw = np.where(void, 0, raw).astype(np.uint8)
+    return MaskPair(_resized(raw, working_size), _resized(raw, source_size), count)
+
+
+def object_ids(mask: np.ndarray) -> set[int]:
+    """The object ids present in an index mask (background and void aside)."""
+    return {int(i) for i in np.unique(mask)} - {0, VOID_ID}
 
 
 def _resized(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -22,12 +22,12 @@ from util.jsonl_log import JsonlLog
 from workflow.project import Project
 from workflow.restore import (
     mask_files,
-    project_object_count,
-    resolve_num_objects,
+    project_object_ids,
+    resolve_object_ids,
     restore,
     scan_output,
 )
-from workflow.state import LOG_FILE
+from workflow.state import LOG_FILE, objects_for_ids
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +168,9 @@ def open_project(opts: StartupOptions, device: torch.device) -> tuple[Project, b
     mask_dir = Path(opts.masks) if opts.masks else None
     same = mask_dir is not None and mask_dir.resolve() == output.resolve()
     imports = mask_files(mask_dir, frames) if mask_dir is not None and not same else {}
-    hint = project_object_count(mask_dir, frames) if imports else 0
-    num_objects = resolve_num_objects(opts.num_objects, existing, imports, hint)
+    hint = project_object_ids(mask_dir, frames) if imports else []
+    object_ids = resolve_object_ids(opts.num_objects, existing, imports, hint)
+    num_objects = len(object_ids)
     nets = Networks(
         prop=load_prop_net(opts.prop_model, device),
         fusion=load_fusion_net(opts.fusion_model, device),
@@ -182,8 +183,8 @@ def open_project(opts: StartupOptions, device: torch.device) -> tuple[Project, b
     clicker, click_problem = _click_controller(opts, device)
     editor = FrameEditor(num_objects, frames.size, session.pad, nets.s2m, clicker=clicker)
     project = Project(
-        session, editor, output=output, log_file=JsonlLog(output / LOG_FILE),
-        full_masks=opts.full_masks,
+        session, editor, objects_for_ids(object_ids), output=output,
+        log_file=JsonlLog(output / LOG_FILE), full_masks=opts.full_masks,
     )  # fmt: skip
     project.source_path = str(Path(video or images).resolve())
     if click_problem:

@@ -14,10 +14,10 @@ import numpy as np
 from inference_core.frame_base import FrameSource
 from util.jsonl_log import JsonlLog
 from util.mask_io import MaskReadError, list_mask_files, read_index_mask
-from workflow.mask_files import match_masks_to_frames, read_mask_pair
+from workflow.mask_files import match_masks_to_frames, object_ids, read_mask_pair
 from workflow.project import GivenMask, Project
 from workflow.provenance import Provenance
-from workflow.state import LOG_FILE, ProjectState, default_objects, legacy_annotations, read_state
+from workflow.state import LOG_FILE, STATE_FILE, ProjectState, legacy_annotations, read_state
 
 log = logging.getLogger(__name__)
 
@@ -28,25 +28,26 @@ class Existing:
 
     state: ProjectState | None
     masks: dict[int, Path]  # frame -> saved mask file
+    folder: Path | None = None
 
 
 def scan_output(output: Path, frames: FrameSource) -> Existing:
     """The project file (StateError if damaged) and the saved masks matched to the frames."""
     if not output.is_dir():
-        return Existing(None, {})
+        return Existing(None, {}, output)
     state = read_state(output, frames.names)
     masks = match_masks_to_frames(list_mask_files(output), frames.names)
-    return Existing(state, masks)
+    return Existing(state, masks, output)
 
 
-def project_object_count(folder: Path, frames: FrameSource) -> int:
-    """The object count of the project saved in `folder` (0 when there is none or it is unusable:
+def project_object_ids(folder: Path, frames: FrameSource) -> list[int]:
+    """The object ids of the project saved in `folder` ([] when there is none or it is unusable:
     a --masks folder is read for its masks, its project file is only a hint)."""
     try:
         state = read_state(folder, frames.names)
     except ValueError:
-        return 0
-    return state.num_objects if state is not None else 0
+        return []
+    return [o.id for o in state.objects] if state is not None else []
 
 
 def mask_files(folder: Path, frames: FrameSource) -> dict[int, Path]:
@@ -56,37 +57,44 @@ def mask_files(folder: Path, frames: FrameSource) -> dict[int, Path]:
     return match_masks_to_frames(list_mask_files(folder), frames.names)
 
 
-def _max_id(files: dict[int, Path]) -> tuple[int, Path | None]:
-    best, where = 0, None
-    for path in files.values():
-        found = int(read_index_mask(path).max())
-        if found > best:
-            best, where = found, path
-    return best, where
+def _ids_in(files: dict[int, Path]) -> dict[int, Path]:
+    """Object id -> the first file holding it (void and background aside)."""
+    found: dict[int, Path] = {}
+    for _, path in sorted(files.items()):
+        for k in sorted(object_ids(read_index_mask(path))):
+            found.setdefault(k, path)
+    return found
 
 
-def resolve_num_objects(
-    requested: int | None, existing: Existing, imports: dict[int, Path], imported_count: int = 0
-) -> int:
-    """--num_objects, else the project's count (or that of the project the imported masks come
-    from, `imported_count`), else the largest id in the masks, else 1.
+def resolve_object_ids(
+    requested: int | None, existing: Existing, imports: dict[int, Path], hint: list[int] = ()
+) -> list[int]:
+    """The project's object ids (the values its mask files use), ascending.
 
-    Raises MaskReadError naming a file that holds an id above the count.
+    --num_objects N: ids 1..N, as in the original (MaskReadError naming a file that holds a
+    larger id). Otherwise only ids present are objects: the project's own (or, without a
+    project file, those in its saved masks), those of the project the imported masks come
+    from (`hint`) and those in the imported masks; [1] when there is none.
     """
-    saved_count = existing.state.num_objects if existing.state is not None else 0
-    saved_count = max(saved_count, imported_count)
-    # Reading every saved mask only when no project file says how many objects there are.
-    scan = dict(imports) if saved_count else {**existing.masks, **imports}
-    found, where = _max_id(scan)
-    count = requested or max(found, saved_count, 1)
-    if found > count:
-        raise MaskReadError(where, f"holds object id {found} but --num_objects is {count}")
-    return count
+    saved = [o.id for o in existing.state.objects] if existing.state is not None else []
+    # Reading every saved mask only when no project file says which objects there are.
+    scan = dict(imports) if saved else {**existing.masks, **imports}
+    found = _ids_in(scan)
+    if requested:
+        above = sorted(k for k in [*found, *saved] if k > requested)
+        if above:
+            where = found.get(above[-1]) or Path(existing.folder or ".") / STATE_FILE
+            raise MaskReadError(
+                where, f"holds object id {above[-1]} but --num_objects is {requested}"
+            )
+        return list(range(1, requested + 1))
+    return sorted({*saved, *hint, *found}) or [1]
 
 
 def _saved_pair(project: Project, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    size = project.session.frames.size
-    return read_mask_pair(path, size, project.source_size, project.num_objects)
+    """A saved mask as (working, source) ids of the project's objects (1..K)."""
+    pair = read_mask_pair(path, project.session.frames.size, project.source_size)
+    return project.to_internal(pair.labels, path), project.to_internal(pair.source, path)
 
 
 def _only(ids: tuple[int, ...], mask: np.ndarray) -> np.ndarray:
@@ -113,9 +121,8 @@ def restore(project: Project, existing: Existing, recompute: bool = False) -> No
         project.rounds = state.rounds
         project.start_frame = state.frame
         project.gui_state = dict(state.gui)
-        count = project.num_objects
-        objects = state.objects[:count]
-        project.objects = objects + default_objects(count)[len(objects) :]
+        by_id = {o.id: o for o in state.objects}  # names and colours of the project's objects
+        project.set_objects([by_id.get(o.id, o) for o in project.objects])
     committed: list[tuple[int, int, Provenance]] = []
     for t, path in sorted(existing.masks.items()):
         prov = provenance[t] if provenance else Provenance("propagated", round=0, done=True)
@@ -131,10 +138,11 @@ def restore(project: Project, existing: Existing, recompute: bool = False) -> No
             committed.append((prov.round, t, prov))
             continue
         labels, source = _saved_pair(project, path)
-        if prov.introduces:
-            labels, source = _only(prov.introduces, labels), _only(prov.introduces, source)
+        introduces = tuple(project.internal_id(k) for k in prov.introduces)
+        if introduces:
+            labels, source = _only(introduces, labels), _only(introduces, source)
         prov = replace(prov, round=None, done=False)
-        project.await_annotation(t, GivenMask(labels, source, prov.introduces), prov, save=False)
+        project.await_annotation(t, GivenMask(labels, source, introduces), prov, save=False)
     for _, t, prov in sorted(committed):
         labels, _ = _saved_pair(project, existing.masks[t])
         project.restore_annotation(t, labels, prov)

@@ -42,12 +42,15 @@ class ObjectInfo:
     colour: tuple[int, int, int]
 
 
+def objects_for_ids(ids) -> list[ObjectInfo]:
+    """Objects with these ids (the values in the mask files), named "Object <id>", coloured
+    from the DAVIS palette."""
+    return [ObjectInfo(k, f"Object {k}", tuple(int(c) for c in DAVIS_PALETTE[k])) for k in ids]
+
+
 def default_objects(count: int) -> list[ObjectInfo]:
-    """Objects 1..count named "Object k", coloured from the DAVIS palette."""
-    return [
-        ObjectInfo(k, f"Object {k}", tuple(int(c) for c in DAVIS_PALETTE[k]))
-        for k in range(1, count + 1)
-    ]
+    """Objects 1..count (see objects_for_ids)."""
+    return objects_for_ids(range(1, count + 1))
 
 
 def names_digest(names: list[str]) -> str:
