@@ -91,8 +91,9 @@ def segment_sequence(
     editor = FrameEditor(num_objects, frames.size, session.pad)
     out_dir.mkdir(parents=True, exist_ok=True)
     project = Project(session, editor, output=out_dir)
-    # The given mask is saved as it is (void band included); scoring reads what is saved.
+    # The given mask is saved as given, its void band as background (outputs hold objects only).
     source = read_index_mask(files[0], size=frames.source_size)
+    source[source == VOID_ID] = 0
     project.attach_writer()
     project.import_mask(0, given, source, file=str(files[0]))
     total = project.plan().total
