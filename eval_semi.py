@@ -92,7 +92,7 @@ def segment_sequence(
     out_dir.mkdir(parents=True, exist_ok=True)
     project = Project(session, editor, output=out_dir)
     # The given mask is saved as given, its void band as background (outputs hold objects only).
-    source = read_index_mask(files[0], size=frames.source_size)
+    source = read_index_mask(files[0], size=frames.source_size).copy()
     source[source == VOID_ID] = 0
     project.attach_writer()
     project.import_mask(0, given, source, file=str(files[0]))
