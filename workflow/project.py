@@ -41,11 +41,11 @@ from interact.frame_editor import FrameEditor
 from interact.local_region import Box, LocalRegion
 from model.normalize import normalize_frames
 from util.jsonl_log import JsonlLog
-from util.mask_io import MaskReadError
 from util.tensor_util import pad_divide_by, unpad
 from workflow import export
 from workflow.mask_files import file_sha1, read_mask_pair
 from workflow.mask_writer import MaskWriter
+from workflow.object_ids import ObjectIds
 from workflow.overlay import overlay_davis
 from workflow.provenance import Provenance, ProvenanceTable
 from workflow.state import ObjectInfo, ProjectState, default_objects, write_state
@@ -121,42 +121,17 @@ class Project:
     def num_frames(self) -> int:
         return self.session.num_frames
 
-    # ---- objects: the session numbers them 1..K, mask files use the person's ids -----------
-    def set_objects(self, objects: list[ObjectInfo]) -> None:
-        """The project's objects, in session order (object k of the session is objects[k-1]).
-
-        Their ids are the values the person's mask files use (e.g. 1, 3, 7); files are read
-        and written with them, while the networks see 1..K.
-        """
-        if len(objects) != self.session.num_objects:
-            raise ValueError(f"{len(objects)} objects for a session of {self.session.num_objects}")
-        self.objects = list(objects)
-        self._to_user = np.array([0, *(o.id for o in objects)], np.uint8)
-        self._to_internal = np.full(256, 255, np.uint8)  # 255: not an object of the project
-        self._to_internal[self._to_user] = np.arange(len(self._to_user), dtype=np.uint8)
-
-    def internal_id(self, object_id: int) -> int:
-        """The session's number (1..K) of the object with this id; KeyError if none."""
-        k = int(self._to_internal[object_id])
-        if object_id != 0 and k == 255:
-            raise KeyError(f"no object with id {object_id}")
-        return k
-
-    def to_internal(self, mask: np.ndarray, path: Path | str) -> np.ndarray:
-        """A mask file's ids -> the session's 1..K; MaskReadError naming `path` for an id
-        that is not one of the project's objects."""
-        out = self._to_internal[mask]
-        if (out == 255).any():
-            bad = sorted({int(i) for i in np.unique(mask[out == 255])})
-            known = ", ".join(str(o.id) for o in self.objects)
-            raise MaskReadError(
-                path, f"holds object id {bad[0]}, not one of the project's objects ({known})"
-            )
-        return out
-
     @property
     def num_objects(self) -> int:
         return self.session.num_objects
+
+    def set_objects(self, objects: list[ObjectInfo]) -> None:
+        """The project's objects, in session order (object k of the session is objects[k-1]);
+        their ids are the values the person's mask files use (see object_ids.py)."""
+        if len(objects) != self.session.num_objects:
+            raise ValueError(f"{len(objects)} objects for a session of {self.session.num_objects}")
+        self.objects = list(objects)
+        self.ids = ObjectIds(o.id for o in objects)
 
     # ---- reads (any thread) ---------------------------------------------------------------
     def _given_prob(self, t: int, given: GivenMask) -> np.ndarray:
@@ -282,7 +257,7 @@ class Project:
     def saved_labels(self, t: int) -> np.ndarray:
         """(h0, w0) uint8: what is written to frame t's PNG, the person's object ids at the
         source size."""
-        return self._to_user[self.labels_at_source(t)]
+        return self.ids.to_user(self.labels_at_source(t))
 
     def _save(self, t: int) -> None:
         if self.writer is not None:
@@ -474,8 +449,8 @@ class Project:
             pair = read_mask_pair(path, size, self.source_size)
             if pair.void:
                 voided.append(path)
-            labels = self.to_internal(pair.labels, path)
-            self.import_mask(t, labels, self.to_internal(pair.source, path), str(path), sha1)
+            labels = self.ids.to_internal(pair.labels, path)
+            self.import_mask(t, labels, self.ids.to_internal(pair.source, path), str(path), sha1)
             imported.append(t)
         if voided:
             # Said once for the whole import, not once per file.
@@ -497,14 +472,14 @@ class Project:
         sha1: str | None = None,
     ) -> GivenMask:
         """One given mask for frame t: labels (h, w) at the working size, source (h0, w0) as
-        it is saved, both in the session's object numbers 1..K (see to_internal). It replaces
+        it is saved, both in the session's object numbers 1..K (see ObjectIds). It replaces
         any unpropagated edit of t and awaits its round."""
         introduces = () if self.full_masks else self._introduced(t, labels)
         tracked = tuple(sorted(self._objects_before(t))) if introduces else None
         given = GivenMask(labels, source, introduces, tracked)
         self.editor.discard(t)
         self._exact.pop(t, None)
-        user_ids = tuple(int(self._to_user[k]) for k in introduces)
+        user_ids = tuple(self.ids.user(k) for k in introduces)
         prov = Provenance("imported", file=file, sha1=sha1, introduces=user_ids)
         self.await_annotation(t, given, prov)
         return given

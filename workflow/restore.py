@@ -94,7 +94,7 @@ def resolve_object_ids(
 def _saved_pair(project: Project, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A saved mask as (working, source) ids of the project's objects (1..K)."""
     pair = read_mask_pair(path, project.session.frames.size, project.source_size)
-    return project.to_internal(pair.labels, path), project.to_internal(pair.source, path)
+    return project.ids.to_internal(pair.labels, path), project.ids.to_internal(pair.source, path)
 
 
 def _only(ids: tuple[int, ...], mask: np.ndarray) -> np.ndarray:
@@ -138,7 +138,7 @@ def restore(project: Project, existing: Existing, recompute: bool = False) -> No
             committed.append((prov.round, t, prov))
             continue
         labels, source = _saved_pair(project, path)
-        introduces = tuple(project.internal_id(k) for k in prov.introduces)
+        introduces = tuple(project.ids.internal(k) for k in prov.introduces)
         if introduces:
             labels, source = _only(introduces, labels), _only(introduces, source)
         prov = replace(prov, round=None, done=False)
