@@ -19,7 +19,11 @@ class FrameReadError(ValueError):
 
 
 class FrameSource(Protocol):
-    """T frames at one working size; `get` returns a fresh array the caller may modify."""
+    """T frames at one working size; `get` returns a fresh array the caller may modify.
+
+    Frames are as viewers show them: EXIF orientation (images) and display rotation (videos)
+    are applied, and every size reported is the upright one.
+    """
 
     def __len__(self) -> int: ...
 
@@ -34,6 +38,10 @@ class FrameSource(Protocol):
     @property
     def names(self) -> list[str]:
         """Per-frame output stem: the image file stem, or f"{t:05d}" for a video."""
+
+    @property
+    def fps(self) -> float | None:
+        """The source's average frame rate for a video; None for image folders and arrays."""
 
     def get(self, t: int) -> np.ndarray:
         """(H, W, 3) uint8 RGB at the working size, C-contiguous; IndexError if out of range."""
@@ -79,5 +87,6 @@ class FrameLRU:
 
 
 def check_index(t: int, length: int) -> None:
+    """Raise IndexError unless 0 <= t < length."""
     if not 0 <= t < length:
         raise IndexError(f"frame {t} is outside 0..{length - 1}")

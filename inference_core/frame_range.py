@@ -8,7 +8,10 @@ from inference_core.frames import FrameSource
 
 
 class FrameRange:
-    """Frames start..end-1 of `source`; names and sizes are the source's."""
+    """Frames start..end-1 of `source`; names, sizes and frame rate are the source's.
+
+    Raises ValueError unless 0 <= start < end <= len(source).
+    """
 
     def __init__(self, source: FrameSource, start: int = 0, end: int | None = None) -> None:
         total = len(source)
@@ -31,10 +34,16 @@ class FrameRange:
         return self.source.source_size
 
     @property
+    def fps(self) -> float | None:
+        """The source's frame rate (a slice plays at the same rate); None when it has none."""
+        return getattr(self.source, "fps", None)
+
+    @property
     def names(self) -> list[str]:
         return self.source.names[self.start : self.end]
 
     def get(self, t: int) -> np.ndarray:
+        """The source's frame start + t ((H, W, 3) uint8); IndexError outside 0..len-1."""
         if not 0 <= t < len(self):
             raise IndexError(f"frame {t} outside 0..{len(self) - 1}")
         return self.source.get(self.start + t)

@@ -1,4 +1,4 @@
-"""Video files decoded once, in order, into a JPEG cache (OpenCV, or PyAV as a fallback)."""
+"""Video files decoded once, in order, into a JPEG cache (PyAV; OpenCV where PyAV fails)."""
 
 from __future__ import annotations
 
@@ -20,17 +20,28 @@ from inference_core.video_readers import open_reader
 
 log = logging.getLogger(__name__)
 
+# Part of the cache's meta.json: caches written by another decoding rule (before PyAV decoded
+# every file and display rotation was applied on every path) are decoded again, not reused.
+CACHE_VERSION = 2
+
 
 class VideoFrames:
     """A video decoded once, in order, into JPEG files (quality 95) named f"{t:05d}.jpg".
 
-    Clips whose container says <= `eager_limit` frames (or says nothing) are decoded at open, so
-    the length is exact. Longer ones decode lazily, forward up to the frame asked for; their
-    length is the container's estimate until the decoder reaches the end, when it becomes the
-    decoded count (frames past the real end then raise IndexError). Frames are always served
-    from the JPEGs, so a frame reads the same before and after eviction or a reopen. A temporary
-    cache folder is removed on close(); an explicit `cache_dir` is kept and reused on reopen
-    when its meta.json matches the source file and the working size.
+    Frames are upright (the display rotation applied, see video_readers) and (H, W, 3) uint8
+    RGB at the working size. The length is the reader's count: exact with PyAV (the
+    container's count, else its packets counted without decoding), so a variable-frame-rate
+    clip whose duration suggests more frames has its real length from the start. Clips of at
+    most `eager_limit` frames, or of unknown length, are decoded at open; longer ones decode
+    lazily, forward up to the frame asked for. Should decoding end before the announced count
+    (a truncated or corrupt file), the length shrinks to the frames decoded and a frame past
+    that end raises FrameReadError naming the file (IndexError only beyond the announced
+    count). Frames are always served from the JPEGs, so a frame reads the same before and
+    after eviction or a reopen. A temporary cache folder is removed on close(); an explicit
+    `cache_dir` is kept and reused on reopen when its meta.json matches the source file, the
+    working size and this decoder version.
+
+    Raises FrameReadError naming the file when it is missing or no decoder reads a frame.
     """
 
     def __init__(
@@ -52,6 +63,7 @@ class VideoFrames:
         if not self.path.is_file():
             raise FrameReadError(self.path, "video file not found")
         self._reader, first = open_reader(self.path)
+        self._fps = self._reader.fps
         try:
             self._open(first, resolution, cache_dir, eager_limit)
         except BaseException:
@@ -68,6 +80,7 @@ class VideoFrames:
         self._source_size = (height, width)
         self._size = working_size(height, width, resolution)
         self._length = max(estimate, 1)
+        self._announced = self._length  # what callers may have been told; see get()
         self.cache_dir = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="mivos-"))
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         if self._reuse_cache():
@@ -78,12 +91,13 @@ class VideoFrames:
         self._store(first)
         if estimate <= eager:
             self.prefetch_all()
+            self._announced = self._length  # nobody was told another length
 
     def _meta(self) -> dict[str, Any]:
         stat = self.path.stat()
         return {
             "source": str(self.path.resolve()), "bytes": stat.st_size, "mtime": stat.st_mtime,
-            "size": list(self._size),
+            "size": list(self._size), "version": CACHE_VERSION,
         }  # fmt: skip
 
     def _reuse_cache(self) -> bool:
@@ -100,7 +114,7 @@ class VideoFrames:
             return False
         if not (self.cache_dir / f"{count - 1:05d}.jpg").is_file():
             return False
-        self._decoded = self._length = count
+        self._decoded = self._length = self._announced = count
         self._finished = True
         return True
 
@@ -119,18 +133,43 @@ class VideoFrames:
     def names(self) -> list[str]:
         return [f"{t:05d}" for t in range(len(self))]
 
+    @property
+    def fps(self) -> float | None:
+        """The video's average frame rate (frames per second), None when the file gives none."""
+        return self._fps
+
     def get(self, t: int) -> np.ndarray:
+        """Frame t as (H, W, 3) uint8 RGB at the working size, a copy the caller may modify.
+
+        Decodes forward to t when needed. Raises IndexError outside 0..len-1, FrameReadError
+        (naming the file) when the source is closed, the cache is unreadable or t was
+        announced but does not decode.
+        """
         if self._closed:
             raise FrameReadError(self.path, "the frame source is closed")
+        if self._length <= t < self._announced:
+            self._past_the_end(t)
         check_index(t, len(self))
         frame = self._ram.get(t)
         if frame is None:
             self._ensure(t)
-            if t >= self._length:  # the container over-estimated the length
-                raise IndexError(f"frame {t} is past the end of {self.path} ({len(self)} frames)")
+            if t >= self._length:  # decoding ended before the count the file announced
+                self._past_the_end(t)
             frame = self._load(t)
             self._ram.put(t, frame)
         return frame.copy()  # the cached array must not be drawn on by callers
+
+    def _past_the_end(self, t: int) -> None:
+        """A frame the file announced but that does not decode: a message, not an IndexError.
+
+        Callers sized their loops with the announced length; an IndexError there was a
+        traceback. FrameReadError is the input error every caller reports by its message.
+        """
+        raise FrameReadError(
+            self.path,
+            f"frame {t} cannot be decoded: the video ends after {self._length} frames although "
+            f"the file announces {self._announced} (truncated or corrupt)",
+        )
 
     def _jpeg(self, t: int) -> Path:
         return self.cache_dir / f"{t:05d}.jpg"
@@ -158,6 +197,11 @@ class VideoFrames:
             self._store(bgr)
             return
         self._finished = True
+        if self._decoded < self._announced:
+            log.warning(
+                "%s: only %d of the %d frames the file announces could be decoded",
+                self.path, self._decoded, self._announced,
+            )  # fmt: skip
         self._length = self._decoded
         self._reader.release()
         if not self._owns_cache and self._decoded > 0:
@@ -175,6 +219,7 @@ class VideoFrames:
         self._jpeg(self._decoded).write_bytes(data.tobytes())
         self._decoded += 1
         self._length = max(self._length, self._decoded)
+        self._announced = max(self._announced, self._length)
 
     def prefetch_all(self, progress: Callable[[int, int], None] | None = None) -> None:
         """Decode every remaining frame now; progress(done, estimated_total) after each.

@@ -55,18 +55,19 @@ def video(tmp_path_factory):
 
 
 class _Capture:
-    """A real capture whose frame-count estimate and number of decodable frames are rigged."""
+    """A real capture whose number of decodable frames is rigged."""
 
-    def __init__(self, path: str, count: float | None = None, limit: int | None = None) -> None:
-        self._real, self._count, self._limit, self._read = _REAL_CAPTURE(path), count, limit, 0
+    def __init__(self, path: str, limit: int | None = None) -> None:
+        self._real, self._limit, self._read = _REAL_CAPTURE(path), limit, 0
 
     def isOpened(self) -> bool:  # noqa: N802 - mirrors cv2.VideoCapture
         return self._real.isOpened()
 
     def get(self, prop: int) -> float:
-        if prop == cv2.CAP_PROP_FRAME_COUNT and self._count is not None:
-            return self._count
         return self._real.get(prop)
+
+    def set(self, prop: int, value: float) -> bool:
+        return self._real.set(prop, value)
 
     def read(self):
         if self._limit is not None and self._read >= self._limit:
@@ -80,6 +81,28 @@ class _Capture:
 
 def _rig_capture(monkeypatch, **kwargs) -> None:
     monkeypatch.setattr(cv2, "VideoCapture", lambda p: _Capture(p, **kwargs))
+
+
+class _RiggedPyAV(video_readers.PyAVReader):
+    """The real PyAV reader with its frame count replaced (None: keep) or no frames at all."""
+
+    def __init__(self, path, count: int | None = None, empty: bool = False) -> None:
+        super().__init__(path)
+        if count is not None:
+            self.estimate = count
+        if empty:
+            self._frames = iter(())
+
+
+def _rig_pyav(monkeypatch, **kwargs) -> None:
+    monkeypatch.setattr(video_readers, "PyAVReader", lambda p: _RiggedPyAV(p, **kwargs))
+
+
+def _no_pyav(monkeypatch) -> None:
+    def refuse(path):
+        raise ValueError(f"{path}: pretend PyAV cannot open this")
+
+    monkeypatch.setattr(video_readers, "PyAVReader", refuse)
 
 
 def test_working_size_rule():
@@ -262,19 +285,33 @@ def test_long_video_decodes_lazily_and_in_order(video):
 
 
 def test_an_over_estimated_length_shrinks_at_the_real_end(video, monkeypatch):
-    _rig_capture(monkeypatch, count=T + 5)
+    # A truncated or corrupt file announces more frames than decode: a message, not IndexError.
+    _rig_pyav(monkeypatch, count=T + 5)
     with VideoFrames(video, resolution=-1, eager_limit=0) as source:
         assert len(source) == T + 5
-        with pytest.raises(IndexError):
+        with pytest.raises(FrameReadError, match=r"clip 1\.mp4: frame 14 .* after 12 frames"):
             source.get(T + 2)
         assert len(source) == T and len(source.names) == T
         _assert_is_frame(source.get(T - 1), T - 1)
+        with pytest.raises(FrameReadError, match="announces 17"):
+            source.get(T + 4)  # still announced: callers may loop up to it
+        with pytest.raises(IndexError):
+            source.get(T + 5)
+
+
+def test_an_over_estimate_found_at_open_is_just_the_length(video, monkeypatch):
+    _rig_pyav(monkeypatch, count=T + 5)
+    with VideoFrames(video, resolution=-1) as source:  # short: decoded at open
+        assert len(source) == T
+        with pytest.raises(IndexError):
+            source.get(T + 2)
 
 
 def test_an_unknown_length_is_found_by_decoding(video, monkeypatch):
-    _rig_capture(monkeypatch, count=float("nan"))
+    _rig_pyav(monkeypatch, count=-1)
     with VideoFrames(video, resolution=-1, eager_limit=0) as source:
         assert len(source) == T
+        _assert_is_frame(source.get(T - 1), T - 1)
 
 
 def test_video_cache_folder_is_reused(video, tmp_path, monkeypatch):
@@ -316,24 +353,44 @@ def test_video_errors(tmp_path, video, monkeypatch):
     with pytest.raises(FrameReadError, match=r"missing\.mp4: .*not found"):
         VideoFrames(tmp_path / "missing.mp4")
     (tmp_path / "text.mp4").write_text("this is not a video")
-    with pytest.raises(FrameReadError, match=r"text\.mp4: is not a video OpenCV or PyAV can read"):
+    with pytest.raises(FrameReadError, match=r"text\.mp4: is not a video PyAV or OpenCV can read"):
         VideoFrames(tmp_path / "text.mp4")
     with pytest.raises(ValueError):
         open_frames()
     with pytest.raises(ValueError):
         open_frames(video=video, images=tmp_path)
+    with pytest.raises(FrameReadError, match=r"sound\.wav: has no video stream"):
+        _wav(tmp_path / "sound.wav")
+        VideoFrames(tmp_path / "sound.wav")
     _rig_capture(monkeypatch, limit=0)
-    monkeypatch.setattr(video_readers, "_pyav_reader", lambda path: (None, None))
-    with pytest.raises(FrameReadError, match=r"clip 1\.mp4: has no frames"):
+    _rig_pyav(monkeypatch, empty=True)
+    with pytest.raises(FrameReadError, match=r"clip 1\.mp4: has no video frames"):
         VideoFrames(video, cache_dir=tmp_path / "cache")
 
 
-def test_pyav_reads_what_opencv_cannot(video, monkeypatch):
-    pytest.importorskip("av")
-    _rig_capture(monkeypatch, limit=0)  # OpenCV opens the file but decodes nothing
+def _wav(path) -> None:
+    """A short silent WAV file: a media file PyAV opens that has no video stream."""
+    import wave
+
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\x00\x00" * 800)
+
+
+def test_pyav_decodes_by_default(video):
     with VideoFrames(video, resolution=-1) as source:
         assert isinstance(source._reader, video_readers.PyAVReader)
-        assert len(source) == T
+        assert source.fps == pytest.approx(10.0)
+
+
+def test_opencv_reads_what_pyav_cannot(video, monkeypatch):
+    _no_pyav(monkeypatch)
+    with VideoFrames(video, resolution=-1, eager_limit=0) as source:
+        assert isinstance(source._reader, video_readers.OpenCVReader)
+        assert source._decoded == T  # OpenCV's count is not trusted: decoded to count
+        assert len(source) == T and source.fps == pytest.approx(10.0)
         for t in (0, 5, T - 1):
             _assert_is_frame(source.get(t), t)
 
