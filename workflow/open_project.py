@@ -133,9 +133,14 @@ def prepare_output(output: Path) -> None:
 
 
 def check_frames_not_overwritten(output: Path, frames: FrameSource) -> None:
-    """Masks are saved as <frame name>.png: in a folder of PNG frames they would overwrite them.
+    """Refuse an output folder that is the folder of the input frames (ValueError naming it).
 
-    (That folder's frames were also read back as masks to resume, with any gray level an id.)
+    Masks are saved there as <frame name>.png and the project file beside them: PNG frames
+    would be overwritten, and frames of any format would be mixed with our masks, which a
+    second run then lists as frames and reads back as masks. The GUI and the headless command
+    both call this before any mask is written. Videos never clash (their frames are cached
+    inside the output folder). `frames` is the opened source; only an image folder's `files`
+    are looked at.
     """
     files = getattr(frames, "files", [])  # image folders only; a video's frames are cached
     if not files or output.resolve() != files[0].parent.resolve():
@@ -143,10 +148,10 @@ def check_frames_not_overwritten(output: Path, frames: FrameSource) -> None:
     taken = {p.name for p in files}
     clash = next((f"{name}.png" for name in frames.names if f"{name}.png" in taken), None)
     if clash:
-        raise ValueError(
-            f"{output}: is the frames folder; saving masks there would overwrite the frames "
-            f"({clash}...); give --output another folder"
-        )
+        why = f"saving masks there would overwrite the frames ({clash}...)"
+    else:
+        why = "masks saved there would be mixed with the frames and read as frames next time"
+    raise ValueError(f"{output}: is the frames folder; {why}; give --output another folder")
 
 
 def open_project(opts: StartupOptions, device: torch.device) -> tuple[Project, bool]:
