@@ -153,7 +153,8 @@ def _skip_own_masks(folder: Path, files: list[Path]) -> list[Path]:
             "%s: holds a project file; %d PNG files named like its frames (%s...) are masks "
             "saved there, not frames: skipped", folder, len(masks), masks[0].name,
         )  # fmt: skip
-    return [p for p in files if p not in set(masks)]
+    skipped = set(masks)
+    return [p for p in files if p not in skipped]
 
 
 def _list_images(folder: Path) -> list[Path]:
