@@ -111,7 +111,9 @@ class Project:
         self.local: LocalRegion | None = None
         self.source_size = session.frames.source_size
         self.names = session.frames.names
-        self.fps = 25.0
+        # Frames per second of the overlay video export: the source's own rate, else the
+        # default; the GUI and the headless command set the person's --fps choice.
+        self.fps: float = export.source_fps(session.frames) or export.DEFAULT_FPS
         self.notices: list[str] = []  # start-up problems the person should read (console)
         self._given: dict[int, GivenMask] = {}  # mask files awaiting their round
         self._exact: dict[int, GivenMask] = {}  # committed mask files, saved as given
@@ -598,25 +600,55 @@ class Project:
                 self._save(f)
 
     # ---- exports (worker thread) ---------------------------------------------------------
-    def export(self, kind: str, path: str, cancel: threading.Event, progress=None) -> str:
-        """Write an export; progress(done, total) after each frame."""
-        k, names, count = self.num_objects, self.names, self.num_frames
+    def export(
+        self,
+        kind: str,
+        path: str | Path,
+        cancel: threading.Event | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> str:
+        """Write an export of every frame; returns the one-line report for the person.
+
+        kind: "binary" | "alpha" (alias "soft") | "overlay" (alias "video") | "coco" (see
+        workflow/export.py); binary and alpha write one folder per object id under `path`,
+        overlay a video at self.fps (frames per second) at the working resolution, coco a
+        JSON file. A file name without its extension gets one (".mp4", ".json":
+        export.export_path). progress(done, total) after each frame; `cancel` is checked
+        between frames. Masks are the source-resolution ones that are saved, with the
+        person's object ids. Raises ValueError for an unknown kind, OSError when the files
+        cannot be written.
+        """
+        kind = export.canonical_kind(kind)
+        target = export.export_path(kind, path)
+        names, objects, count = self.names, self.objects, self.num_frames
         opts = {"cancel": cancel, "progress": progress}
         if kind == "binary":
-            n = export.export_binary_masks(path, names, k, self.labels_at_source, **opts)
-        elif kind == "soft":
-            n = export.export_soft_masks(path, names, k, self.probs_at_source, **opts)
+            n = export.export_binary_masks(target, names, objects, self.labels_at_source, **opts)
+            what, unit = "binary masks", "files"
+            done = n == count * len(objects)
+        elif kind == "alpha":
+            n = export.export_alpha_masks(target, names, objects, self.probs_at_source, **opts)
+            what, unit = "alpha mattes", "files"
+            done = n == count * len(objects)
         elif kind == "coco":
-            n = export.export_coco_rle(path, names, k, self.labels_at_source, **opts)
-        elif kind == "video":
+            n = export.export_coco_rle(target, names, objects, self.labels_at_source, **opts)
+            what, unit = "COCO RLE annotations", "frames"
+            done = n == count
+        else:
             frames = self.session.frames
 
             def overlay(t: int) -> np.ndarray:
                 return overlay_davis(frames.get(t), self.mask(t))
 
-            n = export.export_overlay_video(
-                path, frames.get, count, self.fps, overlay=overlay, **opts
+            video = export.export_overlay_video(
+                target, frames.get, count, self.fps, overlay=overlay, **opts
             )
-        else:
-            raise ValueError(f"unknown export {kind!r}")
-        return f"Exported {kind} to {path} ({n})."
+            if video.frames < count:
+                return f"Overlay video export cancelled after {video.frames} of {count} frames."
+            return (
+                f"Exported the overlay video to {target} ({video.frames} frames, "
+                f"{video.fps:g} fps, {video.describe()})."
+            )
+        if not done:
+            return f"Export of {what} to {target} cancelled ({n} {unit} written)."
+        return f"Exported {what} to {target} ({n} {unit})."
