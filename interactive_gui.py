@@ -9,6 +9,8 @@ import argparse
 import logging
 import sys
 
+from workflow.export import parse_fps
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Interactive video object segmentation (MiVOS/STCN).")
@@ -22,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="every --masks file is a full annotation of its frame (default: a file "
                    "holding only objects absent from earlier annotations introduces them)")
     p.add_argument("--resolution", type=int, default=480, help="shorter side; -1 = original")
+    p.add_argument("--fps", type=parse_fps, default=None,
+                   help="frame rate of the overlay video export (default: the video's own; "
+                   "image folders: 25)")  # fmt: skip
     p.add_argument("--mem_freq", "--mem_every", dest="mem_freq", type=int, default=5,
                    help="a propagated frame joins memory every N frames")  # fmt: skip
     p.add_argument("--mem_profile", type=int, default=0, help="accepted for compatibility")

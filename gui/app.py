@@ -19,7 +19,7 @@ def options_from_args(args: argparse.Namespace) -> StartupOptions:
         num_objects=args.num_objects, resolution=args.resolution, mem_freq=args.mem_freq,
         amp=not args.no_amp, prop_model=args.prop_model, fusion_model=args.fusion_model,
         s2m_model=args.s2m_model, fbrs_model=args.fbrs_model,
-        full_masks=getattr(args, "full_masks", False),
+        full_masks=getattr(args, "full_masks", False), fps=getattr(args, "fps", None),
     )  # fmt: skip
 
 

@@ -23,12 +23,14 @@ from gui.output_folder import ask_for_other_folder
 from gui.shortcuts import install_shortcuts, show_help
 from gui.timeline import Timeline
 from gui.tool_panel import ToolPanel
+from workflow.export import export_path
 
+# (kind for Project.export, menu entry, "folder" or the file dialog's name filter)
 EXPORTS = (
     ("binary", "Binary masks per object (PNG)...", "folder"),
-    ("soft", "Soft alpha mattes per object (PNG)...", "folder"),
-    ("video", "Overlay video (MP4)...", "MP4 video (*.mp4)"),
-    ("coco", "COCO RLE annotations (JSON)...", "JSON (*.json)"),
+    ("alpha", "Soft alpha mattes per object (PNG)...", "folder"),
+    ("overlay", "Overlay video (H.264 MP4)...", "MP4 video (*.mp4);;All files (*)"),
+    ("coco", "COCO RLE annotations (JSON)...", "COCO JSON (*.json);;All files (*)"),
 )
 
 
@@ -173,10 +175,20 @@ class MainWindow(QMainWindow):
         self._asking_folder = False
 
     def _ask_export(self, kind: str, target: str) -> None:
+        """Ask where to write an export of `kind` ("folder" or a file dialog with the name
+        filter `target`), then queue it on the worker. A file name typed without its
+        extension gets it (".mp4", ".json")."""
         if target == "folder":
             path = QFileDialog.getExistingDirectory(self, "Export to folder")
         else:
-            path, _ = QFileDialog.getSaveFileName(self, "Export to file", "", target)
+            dialog = QFileDialog(self, "Export to file", "", target)
+            dialog.setAcceptMode(QFileDialog.AcceptSave)
+            # The dialog appends the suffix itself, so "clip" is checked for replacing an
+            # existing clip.mp4 before it is written; export_path covers native dialogs
+            # that ignore the default suffix.
+            dialog.setDefaultSuffix(export_path(kind, "name").suffix.lstrip("."))
+            chosen = dialog.selectedFiles() if dialog.exec_() == QFileDialog.Accepted else []
+            path = str(export_path(kind, chosen[0])) if chosen and chosen[0] else ""
         if path:  # a cancelled dialog writes nothing
             self.c.export(kind, path)
 

@@ -9,6 +9,12 @@ then runs every annotation's round in frame order and writes one indexed PNG per
 source resolution, named like the input frames (00000.png... for a video), plus the project
 file. Annotations already in --output (made in the GUI) are kept and used as annotations;
 every other frame is computed afresh, so a rerun gives the same masks.
+
+Then each --export KIND[=PATH] (repeatable) is written through Project.export, the GUI's
+File > Export functions: by default into OUTPUT/exports/ as binary/ and alpha/ (one folder
+per object id of 0/255 or soft PNGs), overlay.mp4 (H.264 at the source frame rate; image
+folders: --fps, default 25) and coco.json (COCO RLE). PATH, relative to the current
+directory, replaces the default; a video or COCO name without its extension gets one.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from model.checkpoint import CheckpointError
 from util.cli import run_command
 from util.device import pick_device
 from util.mask_io import MaskReadError
+from workflow import export
 from workflow.open_project import check_frames_not_overwritten, prepare_output
 from workflow.project import Project
 from workflow.restore import mask_files, resolve_object_ids, restore, scan_output
@@ -68,7 +75,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prop_model", default="saves/stcn.pth")
     p.add_argument("--fusion_model", default="saves/fusion_stcn.pth")
     p.add_argument("--s2m_model", default="saves/s2m.pth", help="accepted; not needed here")
+    p.add_argument(
+        "--export", action="append", type=_export_request, default=[], metavar="KIND[=PATH]",
+        help="after propagating, export: binary | alpha (soft) | overlay (video) | coco; "
+        "repeatable; default place OUTPUT/exports/{binary/,alpha/,overlay.mp4,coco.json}",
+    )  # fmt: skip
+    p.add_argument(
+        "--fps", type=export.parse_fps, default=None,
+        help="frame rate of the overlay video (default: the video's own; image folders: 25)",
+    )  # fmt: skip
     return p
+
+
+# Where each export goes under OUTPUT/exports/ when --export names no path.
+EXPORT_DEFAULTS = {
+    "binary": "binary",
+    "alpha": "alpha",
+    "overlay": "overlay.mp4",
+    "coco": "coco.json",
+}
+
+
+def _export_request(text: str) -> tuple[str, str | None]:
+    """'KIND' or 'KIND=PATH' -> (canonical kind, PATH or None); argparse reports errors."""
+    kind, sep, path = text.partition("=")
+    try:
+        kind = export.canonical_kind(kind.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if sep and not path:
+        raise argparse.ArgumentTypeError(f"{text!r}: empty path after '='")
+    return kind, path or None
 
 
 def _imports(args: argparse.Namespace, source, frames: FrameRange) -> dict[int, Path]:
@@ -118,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         total = project.plan().total
         with tqdm(total=total, unit="frame", desc="propagating", file=sys.stderr) as bar:
             project.propagate(on_frame=lambda *_: bar.update(1))
+        _export(project, args, out_dir)
     finally:
         project.close()
         session.close()
@@ -125,6 +163,22 @@ def run(args: argparse.Namespace) -> int:
         raise OSError(f"{out_dir}: {len(failures)} masks could not be written ({failures[0]})")
     log.info("wrote %d masks to %s", len(frames), out_dir)
     return 0
+
+
+def _export(project: Project, args: argparse.Namespace, out_dir: Path) -> None:
+    """The --export requests, in the order given (a repeated kind and path once)."""
+    if args.fps is not None:
+        project.fps = args.fps  # else the source's own rate (Project.__init__)
+    done: set[tuple[str, Path]] = set()
+    for kind, path in args.export:
+        target = export.export_path(kind, path or out_dir / "exports" / EXPORT_DEFAULTS[kind])
+        if (kind, target) in done:
+            continue
+        done.add((kind, target))
+        with tqdm(total=len(project.names), unit="frame", desc=f"export {kind}",
+                  file=sys.stderr) as bar:  # fmt: skip
+            report = project.export(kind, target, progress=lambda d, n: bar.update(d - bar.n))
+        log.info("%s", report)
 
 
 def main(argv: list[str] | None = None) -> int:

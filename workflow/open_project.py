@@ -51,6 +51,9 @@ class StartupOptions:
     s2m_model: str | None
     fbrs_model: str | None = None
     full_masks: bool = False  # every --masks file is a full annotation (never "introduces")
+    # Frames per second of the overlay video export; None = the video's own rate (image
+    # folders: export.DEFAULT_FPS).
+    fps: float | None = None
 
 
 class MissingWeights(FileNotFoundError):
@@ -192,6 +195,8 @@ def open_project(opts: StartupOptions, device: torch.device) -> tuple[Project, b
         log_file=JsonlLog(output / LOG_FILE), full_masks=opts.full_masks,
     )  # fmt: skip
     project.source_path = str(Path(video or images).resolve())
+    if opts.fps is not None:
+        project.fps = opts.fps  # else the source's own rate (Project.__init__)
     if click_problem:
         project.notices.append(click_problem)
     project.attach_writer(on_error=project.write_failed)
