@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--images", help="a folder of frames: jpg/png/bmp/tif, natural sort")
     p.add_argument("--masks", help="import index PNGs (any size) from this folder / resume")
     p.add_argument("--output", help="where masks are saved (default: <input>_masks beside it)")
-    p.add_argument("--num_objects", type=int, help="default: max id in the masks, else 1")
+    p.add_argument("--num_objects", type=int,
+                   help="objects are ids 1..N (default: the ids present in the masks, else 1)")
     p.add_argument("--full_masks", action="store_true",
                    help="every --masks file is a full annotation of its frame (default: a file "
                    "holding only objects absent from earlier annotations introduces them)")

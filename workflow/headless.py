@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Propagate index masks given on some frames through a whole video.",
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--video", help="a video file OpenCV can read")
+    src.add_argument("--video", help="a video file (decoded with PyAV)")
     src.add_argument("--images", help="a folder of frames (jpg/png/bmp/tif, natural sort)")
     p.add_argument("--masks", required=True, help="folder of index PNGs for annotated frames")
     p.add_argument("--output", required=True, help="folder for one index PNG per frame")
