@@ -22,13 +22,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from inference_core.config import InferenceConfig
 from inference_core.frame_range import FrameRange
-from inference_core.frames import FrameReadError, open_frames
+from inference_core.frames import FrameReadError, FrameSource, open_frames
 from inference_core.session import Session
 from interact.frame_editor import FrameEditor
 from model.build import Networks, load_fusion_net, load_prop_net
@@ -39,10 +43,13 @@ from util.mask_io import MaskReadError
 from workflow import export
 from workflow.open_project import check_frames_not_overwritten, prepare_output
 from workflow.project import Project
-from workflow.restore import mask_files, resolve_object_ids, restore, scan_output
+from workflow.restore import Existing, mask_files, resolve_object_ids, restore, scan_output
 from workflow.state import StateError, objects_for_ids
 
 log = logging.getLogger("inference_core")
+
+# bar(desc, total) -> a tqdm-like context manager with update(n) and n (frames done so far).
+BarFactory = Callable[[str, int], Any]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,62 +129,143 @@ def _imports(args: argparse.Namespace, source, frames: FrameRange) -> dict[int, 
     return inside
 
 
-def run(args: argparse.Namespace) -> int:
-    device = pick_device(args.device)
+@dataclass
+class OpenedItem:
+    """One propagation job with its inputs opened and checked; no network is loaded yet.
+
+    Built by open_item() from the command's arguments; propagate_item() consumes it. Holds the
+    frame source open (a video's decoded-frame cache lives until close()).
+    """
+
+    out_dir: Path  # the project folder masks are written to
+    source: FrameSource  # the whole input (frames as players show them)
+    frames: FrameRange  # [start, end) of `source`, indexed from 0
+    imports: dict[int, Path]  # frame of `frames` -> --masks file to import
+    existing: Existing  # what out_dir already holds (project file, saved masks)
+    object_ids: list[int]  # the person's object ids, ascending
+
+    def close(self) -> None:
+        """Release the source (a video's decoder and temporary frame cache); idempotent."""
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            close()
+
+
+def open_item(args: argparse.Namespace) -> OpenedItem:
+    """Check the output folder, open the frames, match the masks, resolve the object ids.
+
+    Everything that can fail on bad input fails here, before any network is loaded, with the
+    errors main() reports in one line (FrameReadError, MaskReadError, StateError, ValueError,
+    OSError naming the file).
+    """
     out_dir = Path(args.output)
     prepare_output(out_dir)
     source = open_frames(video=args.video, images=args.images, resolution=args.resolution)
-    check_frames_not_overwritten(out_dir, source)
-    frames = FrameRange(source, args.start, args.end)
-    imports = _imports(args, source, frames)
-    existing = scan_output(out_dir, frames)
-    object_ids = resolve_object_ids(args.num_objects, existing, imports)
-    num_objects = len(object_ids)
-    nets = Networks(
+    try:
+        check_frames_not_overwritten(out_dir, source)
+        frames = FrameRange(source, args.start, args.end)
+        imports = _imports(args, source, frames)
+        existing = scan_output(out_dir, frames)
+        object_ids = resolve_object_ids(args.num_objects, existing, imports)
+    except BaseException:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+        raise
+    return OpenedItem(out_dir, source, frames, imports, existing, object_ids)
+
+
+def load_item_networks(args: argparse.Namespace, device: torch.device) -> Networks:
+    """The propagation and fusion networks of --prop_model / --fusion_model on `device`
+    (CheckpointError naming a bad file). S2M is not needed to propagate given masks."""
+    return Networks(
         prop=load_prop_net(args.prop_model, device),
         fusion=load_fusion_net(args.fusion_model, device),
         s2m=None,
         device=device,
     )
+
+
+def _bar(desc: str, total: int) -> tqdm:
+    return tqdm(total=total, unit="frame", desc=desc, file=sys.stderr)
+
+
+def propagate_item(
+    item: OpenedItem, nets: Networks, args: argparse.Namespace, bar: BarFactory = _bar
+) -> int:
+    """Propagate one opened item with already-loaded networks; returns the masks written.
+
+    The same steps, in the same order, as `python -m inference_core` (so the same masks and
+    exports, byte for byte): restore the project in item.out_dir, import the masks, run every
+    round, write the project file and every mask (atomically), then each --export. Loads
+    nothing, so a batch worker keeps its networks across items. bar(desc, total) returns a
+    tqdm-like context manager (update(n), n) for the propagation and each export. Raises
+    OSError when masks could not be written, or what the workflow raises on bad masks.
+    """
+    frames, out_dir = item.frames, item.out_dir
     cfg = InferenceConfig(mem_freq=args.mem_freq, top_k=args.top_k, amp=not args.no_amp)
-    session = Session(nets, frames, num_objects, cfg)
-    editor = FrameEditor(num_objects, frames.size, session.pad)
+    session = Session(nets, frames, len(item.object_ids), cfg)
+    editor = FrameEditor(len(item.object_ids), frames.size, session.pad)
     # No interaction log: nobody interacts (the log is for annotation-time studies).
     project = Project(
-        session, editor, objects_for_ids(object_ids), output=out_dir, full_masks=args.full_masks
-    )
+        session, editor, objects_for_ids(item.object_ids), output=out_dir,
+        full_masks=args.full_masks,
+    )  # fmt: skip
     project.source_path = str(Path(args.video or args.images).resolve())
     failures: list[str] = []
     project.attach_writer(lambda t, exc: failures.append(f"{frames.names[t]}.png: {exc}"))
     try:
-        restore(project, existing, recompute=True)
-        project.import_masks(imports)
+        restore(project, item.existing, recompute=True)
+        project.import_masks(item.imports)
         total = project.plan().total
-        with tqdm(total=total, unit="frame", desc="propagating", file=sys.stderr) as bar:
-            project.propagate(on_frame=lambda *_: bar.update(1))
-        _export(project, args, out_dir)
+        with bar("propagating", total) as progress:
+            project.propagate(on_frame=lambda *_: progress.update(1))
+        _export(project, args, out_dir, bar)
     finally:
         project.close()
         session.close()
     if failures:
         raise OSError(f"{out_dir}: {len(failures)} masks could not be written ({failures[0]})")
-    log.info("wrote %d masks to %s", len(frames), out_dir)
+    return len(frames)
+
+
+def run(args: argparse.Namespace) -> int:
+    device = pick_device(args.device)
+    item = open_item(args)
+    try:
+        nets = load_item_networks(args, device)
+        written = propagate_item(item, nets, args)
+    finally:
+        item.close()
+    log.info("wrote %d masks to %s", written, item.out_dir)
     return 0
 
 
-def _export(project: Project, args: argparse.Namespace, out_dir: Path) -> None:
+def export_targets(args: argparse.Namespace, out_dir: Path) -> list[tuple[str, Path]]:
+    """(kind, file or folder) of each --export request, in the order given, each pair once.
+
+    A request without a path goes to OUTPUT/exports/ (EXPORT_DEFAULTS); a path is taken as
+    typed (relative to the current directory) with its missing extension added.
+    """
+    targets: list[tuple[str, Path]] = []
+    for kind, path in args.export:
+        target = export.export_path(kind, path or out_dir / "exports" / EXPORT_DEFAULTS[kind])
+        if (kind, target) not in targets:
+            targets.append((kind, target))
+    return targets
+
+
+def _export(
+    project: Project, args: argparse.Namespace, out_dir: Path, bar: BarFactory = _bar
+) -> None:
     """The --export requests, in the order given (a repeated kind and path once)."""
     if args.fps is not None:
         project.fps = args.fps  # else the source's own rate (Project.__init__)
-    done: set[tuple[str, Path]] = set()
-    for kind, path in args.export:
-        target = export.export_path(kind, path or out_dir / "exports" / EXPORT_DEFAULTS[kind])
-        if (kind, target) in done:
-            continue
-        done.add((kind, target))
-        with tqdm(total=len(project.names), unit="frame", desc=f"export {kind}",
-                  file=sys.stderr) as bar:  # fmt: skip
-            report = project.export(kind, target, progress=lambda d, n: bar.update(d - bar.n))
+    for kind, target in export_targets(args, out_dir):
+        with bar(f"export {kind}", len(project.names)) as progress:
+            report = project.export(
+                kind, target, progress=lambda d, n: progress.update(d - progress.n)
+            )
         log.info("%s", report)
 
 
