@@ -1,12 +1,14 @@
-"""Fetch the model weights into saves/ (or --dir), or check the ones already there (--verify).
+"""Fetch the model weights into the weights folder (or --dir), or check them (--verify).
 
     python download_model.py                      # stcn.pth, fusion_stcn.pth, s2m.pth, fbrs.pth
     python download_model.py --only s2m.pth --mirror http://cache.local/weights/{name}
     python download_model.py --verify             # check what is on disk; download nothing
 
-Files already present and valid are skipped (--force fetches them again). Mirrors given with
---mirror or MIVOS_WEIGHTS_MIRROR are tried before the built-in ones (see model/download.py).
-Exit status 0 only when every requested file is valid at the end.
+The weights folder is the one the application reads (model.weights.weights_dir): $MIVOS_WEIGHTS,
+else the per-user data folder's `weights/` (e.g. ~/.local/share/mivos-studio/weights), whatever
+the current folder. Files already present and valid are skipped (--force fetches them again).
+Mirrors given with --mirror or MIVOS_WEIGHTS_MIRROR are tried before the built-in ones (see
+model/download.py). Exit status 0 only when every requested file is valid at the end.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from pathlib import Path
 
 from model.checkpoint import CheckpointError
 from model.download import ENV_MIRRORS, DownloadError, download
-from model.weights import WEIGHTS, WeightSpec, fetch_hint, validate_file, weight_spec
+from model.weights import (
+    ENV_WEIGHTS_DIR,
+    WEIGHTS,
+    WeightSpec,
+    fetch_hint,
+    validate_file,
+    weight_spec,
+    weights_dir,
+)
 
 log = logging.getLogger("download_model")
 
@@ -33,7 +43,14 @@ def _weight_arg(name: str) -> WeightSpec:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line; see the module docstring."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--dir", type=Path, default=Path("saves"), help="target folder (saves)")
+    # Resolved when parsing, not at import: $MIVOS_WEIGHTS may be set by the caller until then.
+    p.add_argument(
+        "--dir",
+        type=Path,
+        default=weights_dir(),
+        help=f"target folder (default: ${ENV_WEIGHTS_DIR}, else the per-user weights folder, "
+        "here %(default)s)",
+    )
     names = ", ".join(s.filename for s in WEIGHTS)
     p.add_argument("--only", nargs="+", type=_weight_arg, metavar="FILE", help=f"some of: {names}")
     p.add_argument(

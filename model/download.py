@@ -18,6 +18,9 @@ Files in the target folder while downloading:
 * `<file>.gdown` and gdown's own `<file>.gdownXXXXXXXX.part`: the same for Google Drive.
 Only a file that validated is renamed (os.replace, atomic) to the final name, so the final name
 never holds a partial or wrong file, and an older file there stays until the new one is good.
+Validated means: its SHA-256 equals the pinned official one (WeightSpec.sha256, where known;
+a mismatch is refused naming both hashes), and it loads strictly into its network. A file with
+no pinned hash is accepted on strict loading alone, with a logged note giving its hash.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 from tqdm import tqdm
 
 from model.checkpoint import CheckpointError
-from model.weights import WeightSpec, validate_file
+from model.weights import WeightSpec, check_sha256, validate_file
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,12 @@ class DownloadError(RuntimeError):
         lines += [f"  - {line}" for line in self.failures] or ["  - (no mirror to try)"]
         lines.append(f"  What to do: {todo}")
         super().__init__("\n".join(lines))
+
+    @property
+    def reason(self) -> str:
+        """Why it failed, short: each distinct mirror error once, without the mirror's name."""
+        reasons = dict.fromkeys(f.split(": ", 1)[-1] for f in self.failures)
+        return "; ".join(reasons) or "no mirror to try"
 
     @property
     def summary(self) -> str:
@@ -202,13 +211,24 @@ def _fetch_from(spec: WeightSpec, url: str, folder: Path, progress: bool) -> Pat
 
 
 def _validate_or_discard(spec: WeightSpec, tmp: Path) -> None:
+    """Accept `tmp` as `spec` (pinned SHA-256 where known, then strict loading) or delete it."""
     try:
+        # The hash first: a file that is not the official one is refused without unpickling it.
+        digest = check_sha256(spec, tmp)
         validate_file(spec, tmp)
     except CheckpointError as exc:
         # A complete but wrong file is useless for resuming: remove it.
         tmp.unlink(missing_ok=True)
         kept = [p for p in exc.problem.split("; ") if "download_model.py" not in p]
         raise _MirrorFailed(f"{spec.filename} received but rejected: it {'; '.join(kept)}") from exc
+    if spec.sha256 is None:
+        # Logged with the hash so that a maintainer can pin it in model/weights.py.
+        log.info(
+            "%s: no official SHA-256 is recorded for it; accepted because it loads strictly "
+            "(its SHA-256 is %s)", spec.filename, digest,
+        )  # fmt: skip
+    else:
+        log.info("%s: SHA-256 matches the official file", spec.filename)
 
 
 def _size(path: Path) -> int:

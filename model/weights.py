@@ -1,16 +1,29 @@
-"""The official weight files: where each comes from and how to tell a good copy from a bad one.
+"""The official weight files: where each comes from, where it lives, how to tell a good copy.
 
 A file is valid only when it loads with `weights_only=True` and matches its network strictly:
 stcn.pth, fusion_stcn.pth and s2m.pth load into our own networks (model.build.load_network);
 fbrs.pth loads into our f-BRS network (model.fbrs.load), which tolerates exactly the real
-file's known differences (no num_batches_tracked, an aspp_dropout scalar).
+file's known differences (no num_batches_tracked, an aspp_dropout scalar). A download is also
+checked against the file's pinned SHA-256 where the official file's hash is known
+(`WeightSpec.sha256`, recorded here and nowhere else).
+
+Where the files live (`weights_dir`, `find_weight`): one weights folder, by priority
+`--weights_dir` (an explicit folder), then `$MIVOS_WEIGHTS`, then `<per-user data folder>/weights`
+(platformdirs: ~/.local/share/mivos-studio/weights on Linux, ~/Library/Application Support/
+mivos-studio/weights on macOS, %LOCALAPPDATA%/mivos-studio/weights on Windows). The first
+release kept them in `./saves` (relative to the current folder): a file found there is still used
+when the weights folder lacks it. Downloads always go to the weights folder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import platformdirs
 
 from model.build import FUSION, PROPAGATION, S2M, NetworkSpec, load_network
 from model.checkpoint import CheckpointError
@@ -18,16 +31,31 @@ from model.fbrs.load import validate_fbrs_file
 
 _MAX_LISTED = 5
 
+APP_NAME = "mivos-studio"  # the per-user data folder's name
+ENV_WEIGHTS_DIR = "MIVOS_WEIGHTS"  # a folder that replaces the per-user weights folder
+# The first release's folder, relative to the current folder (where it told people to run from).
+LEGACY_DIR = Path("saves")
+
 
 @dataclass(frozen=True)
 class WeightSpec:
-    """One weight file: its name, what it is, its mirrors in order, and its validator."""
+    """One weight file: its name, what it is, its mirrors in order, its validator and hash.
+
+    `size_mb` (MiB, approximate) and `purpose` are for people (the first-run dialog);
+    `required`: the application cannot open without it (s2m.pth and fbrs.pth only enable
+    scribbles and clicks). `sha256` (64 lowercase hex digits) is the official file's hash, or
+    None where it is not known: a download is then accepted on strict loading alone.
+    """
 
     name: str  # registry key, e.g. "stcn"
     filename: str  # file name on disk, e.g. "stcn.pth"
     description: str
     urls: tuple[str, ...]  # mirrors, tried in this order
     validate: Callable[[Path], None]  # raises CheckpointError when the file is unusable
+    purpose: str = ""  # what it does for the person, e.g. "scribbles"
+    required: bool = True
+    size_mb: int = 0
+    sha256: str | None = None
 
 
 def gdrive_url(file_id: str) -> str:
@@ -65,6 +93,8 @@ STCN_WEIGHTS = WeightSpec(
         ),
     ),
     _network_validator(PROPAGATION),
+    purpose="propagation",
+    size_mb=208,
 )
 FUSION_WEIGHTS = WeightSpec(
     "fusion_stcn",
@@ -78,6 +108,8 @@ FUSION_WEIGHTS = WeightSpec(
         ),
     ),
     _network_validator(FUSION),
+    purpose="merging corrections",
+    size_mb=1,
 )
 S2M_WEIGHTS = WeightSpec(
     "s2m",
@@ -85,6 +117,9 @@ S2M_WEIGHTS = WeightSpec(
     S2M.description,
     (gdrive_url("1HKwklVey3P2jmmdmrACFlkXtcvNxbKMM"),),
     _network_validator(S2M),
+    purpose="scribbles",
+    required=False,
+    size_mb=152,
 )
 FBRS_WEIGHTS = WeightSpec(
     "fbrs",
@@ -96,7 +131,15 @@ FBRS_WEIGHTS = WeightSpec(
         "resnet50_dh128_lvis.pth",
     ),
     validate_fbrs,
+    purpose="clicks",
+    required=False,
+    size_mb=120,
 )
+# Sizes: float32 parameter counts of our networks (a bare state dict is that big); fbrs.pth's
+# agrees with the 120 MB its authors publish. sha256 stays None for all four: the official
+# hashes are published nowhere we could find (the authors' READMEs give links only) and these
+# files could not be fetched where this was written. Record a hash here once it is known from
+# a trusted copy (`python download_model.py` logs the SHA-256 of every file it accepts).
 
 WEIGHTS: tuple[WeightSpec, ...] = (STCN_WEIGHTS, FUSION_WEIGHTS, S2M_WEIGHTS, FBRS_WEIGHTS)
 
@@ -148,3 +191,65 @@ def missing_weights(
             except CheckpointError:
                 out.append(spec)
     return out
+
+
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 of the file at `path`, as 64 lowercase hex digits (reads it in chunks).
+
+    Raises OSError when the file cannot be read.
+    """
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def check_sha256(spec: WeightSpec, path: str | Path) -> str:
+    """Compare `path` with the official hash; return the file's SHA-256.
+
+    Raises CheckpointError naming `path`, its hash and the pinned one when `spec.sha256` is set
+    and differs. With no pinned hash (None) any file passes: strict loading is then the check.
+    """
+    actual = sha256_of(path)
+    if spec.sha256 is not None and actual != spec.sha256.lower():
+        raise CheckpointError(
+            Path(path),
+            f"has SHA-256 {actual}, but the official {spec.filename} has {spec.sha256.lower()}",
+        )
+    return actual
+
+
+def user_weights_dir() -> Path:
+    """`<per-user data folder>/weights` (platformdirs; honours $XDG_DATA_HOME on Linux)."""
+    # appauthor=False: no vendor folder level on Windows (the app name alone names the folder).
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "weights"
+
+
+def weights_dir(
+    override: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Path:
+    """The weights folder: `override` (--weights_dir), else $MIVOS_WEIGHTS, else the user's.
+
+    Downloads go here and files are looked for here first. `environ` defaults to os.environ;
+    `~` is expanded. The folder need not exist.
+    """
+    if override:
+        return Path(override).expanduser()
+    env = (os.environ if environ is None else environ).get(ENV_WEIGHTS_DIR, "").strip()
+    return Path(env).expanduser() if env else user_weights_dir()
+
+
+def find_weight(
+    filename: str,
+    override: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Path:
+    """Where `filename` is: the weights folder's copy, else `./saves`'s, else where it will go.
+
+    The weights folder is `weights_dir(override, environ)`. The last answer (a path that does
+    not exist yet, in the weights folder) is where the first-run download puts it. An explicit
+    `--prop_model PATH` and the like are taken as given and never go through here.
+    """
+    primary = weights_dir(override, environ) / filename
+    if primary.is_file():
+        return primary
+    legacy = LEGACY_DIR / filename
+    return legacy if legacy.is_file() else primary

@@ -1,26 +1,25 @@
 """Weight download and validation against a real HTTP server on 127.0.0.1 (no internet).
 
-The server serves synthetic checkpoints of our own networks and can answer 404, serve HTML,
-honour Range requests and cut a response off midway. Built-in mirrors are switched off
-(default_mirrors=False / --no-default-mirrors) and gdown is replaced by a tripwire.
+The server (tests/weights_server.py) serves synthetic checkpoints of our own networks and can
+answer 404, serve HTML, honour Range requests and cut a response off midway. Built-in mirrors
+are switched off (default_mirrors=False / --no-default-mirrors) and gdown is replaced by a
+tripwire.
 """
 
 from __future__ import annotations
 
-import io
-import json
+import dataclasses
+import hashlib
+import logging
 import os
 import subprocess
 import sys
-import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import torch
 
-from model.build import FUSION, PROPAGATION, S2M, NetworkSpec
+from model.build import FUSION, PROPAGATION, S2M
 from model.checkpoint import CheckpointError
 from model.download import DownloadError, download, expand_mirror, mirror_urls
 from model.weights import (
@@ -32,84 +31,28 @@ from model.weights import (
     missing_weights,
     validate_file,
 )
+from tests.weights_server import (
+    Route,
+    Server,
+    fbrs_state_dict,
+    network_bytes,
+    save_bytes,
+    serving,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 HTML = b"<!DOCTYPE html><html><body>Google Drive - Virus scan warning</body></html>\n"
 
 
-@dataclass
-class Route:
-    """What the server answers for one path."""
-
-    body: bytes = b""
-    status: int = 200
-    content_type: str = "application/octet-stream"
-    cut_at: int | None = None  # stop sending at this byte offset of the file ...
-    cuts: int = 0  # ... this many times, then serve normally
-
-
-@dataclass
-class Server:
-    base: str
-    routes: dict[str, Route] = field(default_factory=dict)
-    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range)
-
-    def hits(self, path: str) -> list[str | None]:
-        """The Range header of every request for `path`, in order."""
-        return [rng for p, rng in self.requests if p == path]
-
-
-def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:  # keep pytest output clean
-            pass
-
-        def do_GET(self) -> None:
-            rng = self.headers.get("Range")
-            server.requests.append((self.path, rng))
-            route = server.routes.get(self.path)
-            if route is None or route.status != 200:
-                self.send_error(404 if route is None else route.status)
-                return
-            start = int(rng.removeprefix("bytes=").rstrip("-")) if rng else 0
-            if start >= len(route.body) > 0:
-                self.send_error(416)
-                return
-            self.send_response(206 if start else 200)
-            if start:
-                self.send_header("Content-Range", f"bytes {start}-{len(route.body) - 1}/*")
-            self.send_header("Content-Type", route.content_type)
-            self.send_header("Content-Length", str(len(route.body) - start))
-            self.end_headers()
-            end = len(route.body)
-            if route.cuts > 0 and route.cut_at is not None:
-                # Announce the full length, send less, then close: a dropped connection.
-                route.cuts -= 1
-                end = max(start, route.cut_at)
-            self.wfile.write(route.body[start:end])
-            self.wfile.flush()
-            self.close_connection = True
-
-    return Handler
-
-
 @pytest.fixture(scope="module")
 def http_server():
-    state = Server(base="")
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
+    with serving() as state:
+        yield state
 
 
 @pytest.fixture
 def server(http_server: Server) -> Server:
-    http_server.routes.clear()
-    http_server.requests.clear()
-    return http_server
+    return http_server.reset()
 
 
 @pytest.fixture(autouse=True)
@@ -127,47 +70,19 @@ def _offline(monkeypatch):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
-def _save(sd: dict[str, torch.Tensor]) -> bytes:
-    buf = io.BytesIO()
-    torch.save(sd, buf)
-    return buf.getvalue()
-
-
-def _compact(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    # Stride-0 views of one element: the same keys, shapes and dtypes in a few bytes per tensor,
-    # so the 200 MB networks become ~120 KB files that still load strictly.
-    return {k: torch.zeros((), dtype=v.dtype).expand(v.shape) for k, v in sd.items()}
-
-
-def _network_bytes(net: NetworkSpec) -> bytes:
-    return _save(_compact(net.factory().state_dict()))
-
-
-def _fbrs_state_dict() -> dict[str, torch.Tensor]:
-    schema = json.loads((REPO / "model/schemas/fbrs.json").read_text())
-    # Like the MXNet-converted release: no num_batches_tracked, an extra aspp_dropout scalar.
-    sd = {
-        k: torch.zeros(()).expand(shape)
-        for k, shape in schema["keys"].items()
-        if not k.endswith("num_batches_tracked")
-    }
-    sd["aspp_dropout"] = torch.tensor(0.2)
-    return sd
-
-
 @pytest.fixture(scope="module")
 def fusion_bytes() -> bytes:
-    return _save(FUSION.factory().state_dict())
+    return save_bytes(FUSION.factory().state_dict())
 
 
 @pytest.fixture(scope="module")
 def good_folder(tmp_path_factory, fusion_bytes: bytes) -> Path:
     """All four files, valid."""
     folder = tmp_path_factory.mktemp("good_weights")
-    (folder / "stcn.pth").write_bytes(_network_bytes(PROPAGATION))
-    (folder / "s2m.pth").write_bytes(_network_bytes(S2M))
+    (folder / "stcn.pth").write_bytes(network_bytes(PROPAGATION))
+    (folder / "s2m.pth").write_bytes(network_bytes(S2M))
     (folder / "fusion_stcn.pth").write_bytes(fusion_bytes)
-    (folder / "fbrs.pth").write_bytes(_save(_fbrs_state_dict()))
+    (folder / "fbrs.pth").write_bytes(save_bytes(fbrs_state_dict()))
     return folder
 
 
@@ -281,19 +196,19 @@ def test_mirror_order_user_first_then_env_then_builtin(monkeypatch):
 
 
 def test_fbrs_schema_check(tmp_path):
-    sd = _fbrs_state_dict()
+    sd = fbrs_state_dict()
     good = tmp_path / "fbrs.pth"
-    good.write_bytes(_save(sd))
+    good.write_bytes(save_bytes(sd))
     validate_file(FBRS_WEIGHTS, good)
 
     key = "feature_extractor.backbone.conv1.0.weight"
     bad = tmp_path / "bad.pth"
-    bad.write_bytes(_save({**sd, key: torch.zeros(3)}))
+    bad.write_bytes(save_bytes({**sd, key: torch.zeros(3)}))
     with pytest.raises(CheckpointError, match="wrong shapes") as err:
         validate_file(FBRS_WEIGHTS, bad)
     assert "bad.pth" in str(err.value) and "download_model.py --only fbrs.pth" in str(err.value)
 
-    bad.write_bytes(_save({k: v for k, v in sd.items() if k != key}))
+    bad.write_bytes(save_bytes({k: v for k, v in sd.items() if k != key}))
     with pytest.raises(CheckpointError, match="1 missing keys"):
         validate_file(FBRS_WEIGHTS, bad)
 
@@ -305,13 +220,16 @@ def test_missing_weights(good_folder, tmp_path):
     assert missing_weights(tmp_path, validate=True) == list(WEIGHTS)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, cwd: Path = REPO, **env_extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env.pop("MIVOS_WEIGHTS_MIRROR", None)
+    for var in ("MIVOS_WEIGHTS_MIRROR", "MIVOS_WEIGHTS", "XDG_DATA_HOME"):
+        env.pop(var, None)
     env["NO_PROXY"] = "127.0.0.1,localhost"
+    env["PYTHONPATH"] = str(REPO)  # run from `cwd` as a person would, the script by its path
+    env.update(env_extra)
     return subprocess.run(
-        [sys.executable, "download_model.py", *args],
-        cwd=REPO,
+        [sys.executable, str(REPO / "download_model.py"), *args],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -377,3 +295,76 @@ def test_google_drive_mirror_goes_through_gdown(monkeypatch, tmp_path, fusion_by
     path = _get(FUSION_WEIGHTS, tmp_path, drive)
     assert calls == ["FILE_ID-1", "FILE_ID-1"]
     assert path.read_bytes() == fusion_bytes and _leftovers(tmp_path) == ["fusion_stcn.pth"]
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_pinned_sha256_that_matches_is_accepted(server, tmp_path, fusion_bytes, caplog):
+    caplog.set_level(logging.INFO, logger="model.download")
+    server.routes["/w/fusion_stcn.pth"] = Route(fusion_bytes)
+    pinned = dataclasses.replace(FUSION_WEIGHTS, sha256=_sha256(fusion_bytes))
+    path = _get(pinned, tmp_path, f"{server.base}/w/{{name}}")
+    assert path.read_bytes() == fusion_bytes
+    assert "fusion_stcn.pth: SHA-256 matches the official file" in caplog.messages
+
+
+def test_pinned_sha256_mismatch_is_rejected_naming_the_file_and_both_hashes(
+    server, tmp_path, fusion_bytes
+):
+    # A file that loads strictly (a valid fusion network) but is not the pinned official one.
+    server.routes["/w/fusion_stcn.pth"] = Route(fusion_bytes)
+    official = "ab" * 32
+    pinned = dataclasses.replace(FUSION_WEIGHTS, sha256=official)
+    with pytest.raises(DownloadError) as err:
+        _get(pinned, tmp_path, f"{server.base}/w/{{name}}")
+    msg = str(err.value)
+    assert str(tmp_path / "fusion_stcn.pth") in msg
+    assert f"has SHA-256 {_sha256(fusion_bytes)}" in msg
+    assert f"the official fusion_stcn.pth has {official}" in msg
+    assert _leftovers(tmp_path) == []  # neither kept under the final name nor as a .part
+
+
+def test_unknown_sha256_accepted_on_strict_loading_with_a_note(
+    server, tmp_path, fusion_bytes, caplog
+):
+    caplog.set_level(logging.INFO, logger="model.download")
+    assert FUSION_WEIGHTS.sha256 is None  # no official hash is known for it (model/weights.py)
+    server.routes["/w/fusion_stcn.pth"] = Route(fusion_bytes)
+    path = _get(FUSION_WEIGHTS, tmp_path, f"{server.base}/w/{{name}}")
+    assert path.read_bytes() == fusion_bytes
+    (note,) = [m for m in caplog.messages if "SHA-256" in m]
+    assert note.startswith("fusion_stcn.pth: no official SHA-256 is recorded")
+    assert _sha256(fusion_bytes) in note  # given, so that it can be pinned
+
+
+def test_pinned_hashes_are_well_formed():
+    for spec in WEIGHTS:
+        assert spec.sha256 is None or (
+            len(spec.sha256) == 64 and set(spec.sha256) <= set("0123456789abcdef")
+        ), spec.filename
+
+
+@pytest.mark.parametrize("how", ["user_data_dir", "MIVOS_WEIGHTS"])
+def test_cli_default_folder_is_the_applications_from_anywhere(server, tmp_path, how, fusion_bytes):
+    """`python download_model.py` fills the folder the application reads, wherever it is run."""
+    server.routes["/w/fusion_stcn.pth"] = Route(fusion_bytes)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if how == "MIVOS_WEIGHTS":
+        env = {"MIVOS_WEIGHTS": str(tmp_path / "mine")}
+        expected = tmp_path / "mine" / "fusion_stcn.pth"
+    else:  # platformdirs' per-user data folder, which honours XDG_DATA_HOME on Linux
+        env = {"XDG_DATA_HOME": str(tmp_path / "xdg")}
+        expected = tmp_path / "xdg" / "mivos-studio" / "weights" / "fusion_stcn.pth"
+    run = _cli(
+        "--only", "fusion_stcn.pth", "--no-default-mirrors", "--quiet",
+        "--mirror", f"{server.base}/w/{{name}}", cwd=elsewhere, **env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert f"OK      {expected} (downloaded and verified)" in run.stdout
+    assert expected.read_bytes() == fusion_bytes
+    assert list(elsewhere.iterdir()) == []  # no saves/ appears in the current folder
+    verify = _cli("--verify", "--only", "fusion_stcn.pth", cwd=elsewhere, **env)
+    assert verify.returncode == 0 and f"OK      {expected}" in verify.stdout
