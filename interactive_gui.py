@@ -12,6 +12,11 @@ import sys
 from workflow.export import parse_fps
 
 
+def _weight_default(name: str) -> str:
+    """Help text: where a weight file is looked for when its flag is not given."""
+    return f"default: WEIGHTS_DIR/{name}, else ./saves/{name}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Interactive video object segmentation (MiVOS/STCN).")
     src = p.add_mutually_exclusive_group()
@@ -33,16 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mem_profile", type=int, default=0, help="accepted for compatibility")
     p.add_argument("--no_amp", action="store_true", help="no fp16 autocast on CUDA")
     p.add_argument("--device", default="auto", help="auto | cuda | mps | cpu")
-    p.add_argument("--prop_model", default="saves/stcn.pth")
-    p.add_argument("--fusion_model", default="saves/fusion_stcn.pth")
-    p.add_argument("--s2m_model", default="saves/s2m.pth")
+    # Weight defaults are None: gui.app resolves them in the weights folder (model.weights),
+    # which --weights_dir can change, so they cannot be fixed when the parser is built.
+    p.add_argument("--weights_dir", metavar="WEIGHTS_DIR",
+                   help="folder of the weight files, where missing ones are downloaded (default: "
+                   "$MIVOS_WEIGHTS, else the per-user data folder's weights/, e.g. "
+                   "~/.local/share/mivos-studio/weights)")  # fmt: skip
+    p.add_argument("--prop_model", help="propagation weights; " + _weight_default("stcn.pth"))
+    p.add_argument("--fusion_model",
+                   help="fusion weights; " + _weight_default("fusion_stcn.pth"))  # fmt: skip
+    p.add_argument("--s2m_model", help="scribble model; scribbles are off without it ("
+                   + _weight_default("s2m.pth") + ")")  # fmt: skip
     p.add_argument("--download", action="store_true",
                    help="download missing weights without asking")  # fmt: skip
-    p.add_argument(
-        "--fbrs_model",
-        default="saves/fbrs.pth",
-        help="f-BRS click model (clicks are off without it)",
-    )
+    p.add_argument("--fbrs_model", help="f-BRS click model; clicks are off without it ("
+                   + _weight_default("fbrs.pth") + ")")  # fmt: skip
     return p
 
 

@@ -6,20 +6,30 @@ import argparse
 
 from gui.busy import run_busy
 from gui.controller import AppController
-from gui.first_run import ask_to_download, download_with_progress, downloadable
+from gui.first_run import ask_to_download, downloadable, fetch_missing
 from gui.main_window import MainWindow
 from gui.output_folder import ask_for_other_folder
+from model.weights import find_weight, weights_dir
 from util.device import pick_device
 from workflow.open_project import MissingWeights, OutputFolderError, StartupOptions, open_project
 
 
 def options_from_args(args: argparse.Namespace) -> StartupOptions:
+    # A weight flag that is given wins; the others are looked for in the weights folder
+    # (--weights_dir, else $MIVOS_WEIGHTS, else the per-user one), then in ./saves.
+    folder = getattr(args, "weights_dir", None)
+
+    def weight(given: str | None, filename: str) -> str:
+        return given or str(find_weight(filename, folder))
+
     return StartupOptions(
         video=args.video, images=args.images, masks=args.masks, output=args.output,
         num_objects=args.num_objects, resolution=args.resolution, mem_freq=args.mem_freq,
-        amp=not args.no_amp, prop_model=args.prop_model, fusion_model=args.fusion_model,
-        s2m_model=args.s2m_model, fbrs_model=args.fbrs_model,
+        amp=not args.no_amp, prop_model=weight(args.prop_model, "stcn.pth"),
+        fusion_model=weight(args.fusion_model, "fusion_stcn.pth"),
+        s2m_model=weight(args.s2m_model, "s2m.pth"), fbrs_model=weight(args.fbrs_model, "fbrs.pth"),
         full_masks=getattr(args, "full_masks", False), fps=getattr(args, "fps", None),
+        weights_dir=str(weights_dir(folder)),
     )  # fmt: skip
 
 
@@ -61,15 +71,16 @@ def start(args: argparse.Namespace) -> MainWindow:
 def _start_with_weights(args: argparse.Namespace) -> MainWindow:
     """open_main_window, offering to download missing weights first (--download: no question).
 
-    Raises the start-up error when the weights are missing and not downloaded.
+    One dialog lists every missing file (the optional s2m.pth and fbrs.pth too) and where it
+    goes; a progress dialog follows; failures are one line per file with a link and the place
+    to put it, and may be retried. Raises MissingWeights when the download is declined (or
+    cannot be offered), WeightsNotDownloaded when required files could not be fetched.
     """
     try:
         return open_main_window(args)
     except MissingWeights as exc:
-        files = downloadable([path for path, _ in exc.missing] + exc.optional)
-        if files is None or not (args.download or ask_to_download(None, str(exc))):
+        files = downloadable([path for path, _ in exc.missing], exc.optional)
+        if files is None or not (args.download or ask_to_download(None, files)):
             raise
-        failures = download_with_progress(files)
-        if failures:
-            raise RuntimeError(f"{exc}\n\nThe download failed:\n{failures}") from exc
+        fetch_missing(None, files)
     return open_main_window(args)

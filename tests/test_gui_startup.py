@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from PyQt5.QtCore import QTimer
@@ -13,9 +11,14 @@ from PyQt5.QtWidgets import QMessageBox
 
 import gui.app
 import interactive_gui
-from gui.app import start
-from model import download as downloader
 from tests.gui_helpers import open_window, write_clip, write_weights
+
+
+@pytest.fixture
+def no_user_weights(tmp_path, monkeypatch):
+    """The weight defaults resolve in an empty per-user folder, not the developer's own."""
+    monkeypatch.delenv("MIVOS_WEIGHTS", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
 
 
 @pytest.fixture
@@ -30,7 +33,9 @@ def _weights_args(weights):
             "--s2m_model", str(weights["s2m"]), "--device", "cpu"]  # fmt: skip
 
 
-def test_missing_weights_name_each_file_and_the_command(dialogs, tmp_path, capsys, monkeypatch):
+def test_missing_weights_name_each_file_and_the_command(
+    dialogs, tmp_path, capsys, monkeypatch, no_user_weights
+):
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.No)
     video = write_clip(tmp_path / "clip.mp4")
     code = interactive_gui.main(
@@ -41,6 +46,10 @@ def test_missing_weights_name_each_file_and_the_command(dialogs, tmp_path, capsy
     (text,) = dialogs
     assert "stcn.pth" in text and "fusion_stcn.pth" in text
     assert "python download_model.py" in text
+    # the optional two are named too, where the download would put them
+    user = tmp_path / "xdg" / "mivos-studio" / "weights"
+    assert f"{user / 's2m.pth'}  (scribbles, optional)" in text
+    assert f"{user / 'fbrs.pth'}  (clicks, optional)" in text
     assert "Traceback" not in capsys.readouterr().err
 
 
@@ -74,39 +83,9 @@ def test_help_lists_every_flag(capsys):
         assert flag in out
 
 
-def _fake_download(weights, calls):
-    def download(spec, folder, progress=True, **_):
-        calls.append(spec.filename)
-        source = {"stcn.pth": "stcn", "fusion_stcn.pth": "fusion_stcn", "s2m.pth": "s2m"}
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        shutil.copy(weights[source[spec.filename]], Path(folder) / spec.filename)
-        return Path(folder) / spec.filename
-
-    return download
-
-
-@pytest.mark.parametrize("flag", [False, True])
-def test_first_run_downloads_missing_weights(qtbot, tmp_path, monkeypatch, flag):
-    (tmp_path / "available").mkdir()
-    weights = write_weights(tmp_path / "available")
-    calls, asked = [], []
-    monkeypatch.setattr(downloader, "download", _fake_download(weights, calls))
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(1) or QMessageBox.Yes)
-    saves = tmp_path / "saves"
-    args = interactive_gui.build_parser().parse_args(
-        ["--video", str(write_clip(tmp_path / "clip.mp4")), "--device", "cpu",
-         "--prop_model", str(saves / "stcn.pth"), "--fusion_model", str(saves / "fusion_stcn.pth"),
-         "--s2m_model", str(saves / "s2m.pth"), *(["--download"] if flag else [])]
-    )  # fmt: skip
-    window = start(args)
-    qtbot.addWidget(window)
-    assert sorted(calls) == ["fusion_stcn.pth", "s2m.pth", "stcn.pth"]
-    assert asked == ([] if flag else [1])
-    assert window.c.mode == "scribble"  # s2m.pth came too
-    window.close()
-
-
-def test_declined_download_is_the_missing_weights_message(dialogs, tmp_path, monkeypatch):
+def test_declined_download_is_the_missing_weights_message(
+    dialogs, tmp_path, monkeypatch, no_user_weights
+):
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.No)
     code = interactive_gui.main(
         ["--video", str(write_clip(tmp_path / "clip.mp4")),

@@ -37,6 +37,7 @@ from inference_core.session import Session
 from interact.frame_editor import FrameEditor
 from model.build import Networks, load_fusion_net, load_prop_net
 from model.checkpoint import CheckpointError
+from model.weights import find_weight
 from util.cli import run_command
 from util.device import pick_device
 from util.mask_io import MaskReadError
@@ -79,8 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top_k", type=int, default=20)
     p.add_argument("--device", default="auto", help="auto | cuda | mps | cpu")
     p.add_argument("--no_amp", action="store_true", help="no fp16 autocast on CUDA")
-    p.add_argument("--prop_model", default="saves/stcn.pth")
-    p.add_argument("--fusion_model", default="saves/fusion_stcn.pth")
+    # Found as the GUI finds them (model.weights.find_weight): $MIVOS_WEIGHTS, else the per-user
+    # weights folder, else ./saves; so the command works from any current folder.
+    for flag, filename in (("--prop_model", "stcn.pth"), ("--fusion_model", "fusion_stcn.pth")):
+        p.add_argument(flag, default=str(find_weight(filename)), help="default: %(default)s")
     p.add_argument("--s2m_model", default="saves/s2m.pth", help="accepted; not needed here")
     p.add_argument(
         "--export", action="append", type=_export_request, default=[], metavar="KIND[=PATH]",

@@ -17,6 +17,8 @@ from model.build import Networks, load_fusion_net, load_prop_net, load_s2m
 from model.checkpoint import CheckpointError
 from model.fbrs.controller import ClickController
 from model.fbrs.load import load_fbrs
+from model.weights import weight_spec
+from model.weights import weights_dir as default_weights_dir
 from util.device import inference_context
 from util.jsonl_log import JsonlLog
 from workflow.project import Project
@@ -54,16 +56,55 @@ class StartupOptions:
     # Frames per second of the overlay video export; None = the video's own rate (image
     # folders: export.DEFAULT_FPS).
     fps: float | None = None
+    # The weights folder the default weight paths were resolved in (--weights_dir, else
+    # $MIVOS_WEIGHTS, else the per-user one: model.weights.weights_dir); named in messages.
+    # None: the paths were all given explicitly.
+    weights_dir: str | None = None
 
 
 class MissingWeights(FileNotFoundError):
-    def __init__(self, missing: list[tuple[str, str]], optional: list[str] = ()) -> None:
+    """Weight files the application needs are missing; the message lists them and the remedy.
+
+    `missing`: (path, what it is) of each required file absent; `optional`: paths of optional
+    files also absent (s2m.pth, fbrs.pth), offered by the same first-run download.
+    `weights_dir`: the folder the default paths were resolved in (None if all were explicit).
+    The message names only the GUI's own flags (--download) and the download command.
+    """
+
+    def __init__(
+        self,
+        missing: list[tuple[str, str]],
+        optional: list[str] = (),
+        weights_dir: str | None = None,
+    ) -> None:
         self.missing = missing  # (path, what it is)
         self.optional = list(optional)  # missing files the application can run without
-        lines = "\n".join(f"  {path}  ({what})" for path, what in missing)
+        self.weights_dir = weights_dir
+        lines = [f"  {path}  ({what})" for path, what in missing]
+        lines += [f"  {path}  ({_what(path)}, optional)" for path in self.optional]
         super().__init__(
-            f"Missing model weights:\n{lines}\nDownload them with:  python download_model.py"
+            "Missing model weights:\n" + "\n".join(lines) + "\n"
+            "Start again and accept the download (or add --download), or download them with:  "
+            + _download_command([p for p, _ in missing] + self.optional, weights_dir)
         )
+
+
+def _what(path: str) -> str:
+    """What an official weight file is for ("propagation"), or "weights" for another name."""
+    try:
+        return weight_spec(Path(path).name).purpose
+    except KeyError:
+        return "weights"
+
+
+def _download_command(paths: list[str], weights_dir: str | None) -> str:
+    """The download_model.py command that puts `paths` where this start-up looks for them."""
+    folders = {Path(p).parent.resolve() for p in paths}
+    if weights_dir is not None:
+        folders.add(Path(weights_dir).resolve())
+    if len(folders) == 1 and folders != {default_weights_dir().resolve()}:
+        return f"python download_model.py --dir {next(iter(folders))}"
+    return "python download_model.py"
 
 
 def input_source(opts: StartupOptions) -> tuple[str | None, str | None]:
@@ -85,12 +126,20 @@ def default_output(video: str | None, images: str | None) -> Path:
 
 
 def check_weights(opts: StartupOptions) -> bool:
-    """Raise MissingWeights for required files; returns whether S2M (scribbles) is available."""
-    required = [(opts.prop_model, "propagation, stcn.pth"), (opts.fusion_model, "fusion")]
+    """Raise MissingWeights when a required file is absent; return whether S2M is available.
+
+    The exception also lists the optional files that are absent (s2m.pth for scribbles,
+    fbrs.pth for clicks), so that one first-run download fetches all of them. Only presence is
+    checked here (instant); loading validates each file strictly later.
+    """
+    required = [
+        (opts.prop_model, weight_spec("stcn").purpose),
+        (opts.fusion_model, weight_spec("fusion_stcn").purpose),
+    ]
     missing = [(p, what) for p, what in required if not Path(p).is_file()]
-    s2m_missing = [opts.s2m_model] if opts.s2m_model and not Path(opts.s2m_model).is_file() else []
+    optional = [p for p in (opts.s2m_model, opts.fbrs_model) if p and not Path(p).is_file()]
     if missing:
-        raise MissingWeights(missing, s2m_missing)
+        raise MissingWeights(missing, optional, opts.weights_dir)
     if opts.s2m_model and Path(opts.s2m_model).is_file():
         return True
     log.warning("%s not found: scribbles are disabled (brush only)", opts.s2m_model)
