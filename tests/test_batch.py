@@ -27,8 +27,8 @@ from workflow.batch import engines
 from workflow.batch.cli import main as batch_main
 from workflow.batch.manifest import ManifestError, parse_line, parse_shard, read_manifest, shard
 from workflow.batch.records import RECORD_FILE, holds_persons_work, read_record
-from workflow.batch.worker import propagate
 from workflow.headless import main as headless_main
+from workflow.headless import propagate_item
 from workflow.state import LOG_FILE, STATE_FILE
 
 H, W, T = 64, 96, 8
@@ -183,6 +183,8 @@ def _results(path: Path) -> dict[int, dict]:
         ('{"images": "f", "masks": "m", "output": "o", "start": 5, "end": 5}', '"end" (5)'),
         ('{"images": "f", "masks": "m", "output": "o", "resolution": 0}', '"resolution"'),
         ('{"images": "f", "masks": "m", "output": "o", "num_objects": 0}', '"num_objects"'),
+        ('{"images": "f", "masks": "m", "output": "./f"}', '"output" is the "images" folder'),
+        ('{"video": "v.mp4", "masks": "m", "output": "m/"}', '"output" is the "masks" folder'),
     ],
 )
 def test_a_bad_manifest_line_says_what_is_wrong(text, says):
@@ -341,7 +343,9 @@ def test_ray_failures_fail_their_item_only(assets, first_ray_run, capsys):
 def test_ray_rerun_skips_finished_items_and_redoes_a_changed_one(assets, first_ray_run, capsys):
     argv, _, _ = first_ray_run
     before = {key: _snapshot(assets / "ray_out" / key) for key in GOOD}
-    _write_mask(assets / "masks" / "b", 2, shift=2)  # item b's mask moves 2 px
+    # Item b's mask moves 2 px and loses object 2: stale masks or a stale project file left
+    # in the folder would bring object 2 back.
+    _write_mask(assets / "masks" / "b", 1, shift=2)
     try:
         capsys.readouterr()
         assert batch_main(argv) == 1  # the broken items still fail
@@ -360,12 +364,14 @@ def test_ray_rerun_skips_finished_items_and_redoes_a_changed_one(assets, first_r
     # says round 1, not round 2 of a second run there).
     _same_as_reference(assets / "ray_out" / "b", changed)
     assert _tree(changed) != _tree(assets / "ref" / "b")  # the change did change the masks
+    for t in range(6):
+        assert set(np.unique(read_index_mask(assets / "ray_out" / "b" / f"{t:05d}.png"))) <= {0, 1}
 
 
-def crash_in_the_middle(args, nets, bar):
+def crash_in_the_middle(opened, nets, args, bar):
     """A runner whose worker process dies after 3 propagated frames: on the first attempt for
     an item with "once" in its output name, on every attempt for "always"."""
-    out = Path(args.output)
+    out = opened.out_dir
     marker = out.parent / f"{out.name}.crashed"
     if "always" in out.name or not marker.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -388,7 +394,7 @@ def crash_in_the_middle(args, nets, bar):
                 pass
 
         bar = Dying
-    return propagate(args, nets, bar)
+    return propagate_item(opened, nets, args, bar)
 
 
 def test_a_worker_killed_mid_item_is_retried_once(assets, references, ray_cluster, capsys):
@@ -442,3 +448,7 @@ def test_local_engine_gives_the_same_outputs(assets, references, capsys):
     # A rerun skips the three finished items and tries the failed one again.
     assert batch_main(argv) == 1
     assert "skipping 3 of 4 item(s)" in capsys.readouterr().err
+    # Shard 1 of 2 is lines 2 and 4, with its own results file.
+    assert batch_main([*argv, "--shard", "1/2"]) == 1
+    shard_results = _results(assets / "batch_results.1-of-2.jsonl")
+    assert {k: r["status"] for k, r in shard_results.items()} == {2: "skipped", 4: "failed"}

@@ -8,8 +8,9 @@
 `num_objects` and `resolution` are optional (null = the default). Relative paths are relative
 to the manifest's folder, so a manifest travels with its dataset. Blank lines are skipped.
 The whole manifest is checked before any work starts: the first bad line raises
-ManifestError naming the file and the line. Whether the files exist is not checked here: a
-missing video or mask folder fails that item only, when it runs.
+ManifestError naming the file and the line (an output folder that is the line's frames or
+masks folder, or another line's output folder, is a bad line too). Whether the files exist
+is not checked here: a missing video or mask folder fails that item only, when it runs.
 """
 
 from __future__ import annotations
@@ -103,6 +104,11 @@ def parse_line(text: str, line: int, base: Path) -> Item:
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f'"{key}" must be a non-empty path string')
     ints = {key: _int_field(key, obj.get(key)) for key in OPTIONAL_INTS}
+    output = Path(_path(base, obj["output"])).resolve()
+    if "images" in given and output == Path(_path(base, obj["images"])).resolve():
+        raise ValueError('"output" is the "images" folder: masks would be mixed with the frames')
+    if output == Path(_path(base, obj["masks"])).resolve():
+        raise ValueError('"output" is the "masks" folder: the given masks would be overwritten')
     start = ints["start"] or 0
     if ints["end"] is not None and ints["end"] <= start:
         raise ValueError(f'"end" ({ints["end"]}) must be greater than "start" ({start})')

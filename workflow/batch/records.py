@@ -173,20 +173,27 @@ def holds_persons_work(out_dir: str | Path) -> bool:
 
 
 def clear_outputs(out_dir: str | Path, record: dict[str, Any], exports: list[str]) -> None:
-    """Remove what an earlier batch run wrote in out_dir: the project file, every mask
-    (visible .png of the folder), the exports its `record` lists and `exports` (paths
-    relative to out_dir, files or folders; nothing outside out_dir is touched). Only for a
-    folder with a record and no person's work (see the module docstring); OSError when
-    something cannot be removed.
+    """Remove what an earlier batch run wrote in out_dir: the project file, the masks its
+    `record` lists (file names, nothing else: the folder may hold other PNGs), the exports
+    it lists and `exports` (paths relative to out_dir, files or folders). Nothing outside
+    out_dir is touched. Only for a folder with a record and no person's work (see the module
+    docstring); OSError when something cannot be removed.
     """
     folder = Path(out_dir)
-    (folder / STATE_FILE).unlink(missing_ok=True)
-    for mask in list_mask_files(folder):
-        mask.unlink()
     root = folder.resolve()
+
+    def inside(path: Path) -> bool:
+        resolved = path.resolve()
+        return resolved != root and resolved.is_relative_to(root)
+
+    (folder / STATE_FILE).unlink(missing_ok=True)
+    for name in record.get("outputs", []):
+        path = folder / name
+        if Path(name).name == name and name.endswith(".png") and inside(path):
+            path.unlink(missing_ok=True)
     for name in {*record.get("exports", []), *exports}:
         path = folder / name
-        if not path.resolve().is_relative_to(root) or path.resolve() == root:
+        if not inside(path):
             continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
@@ -220,10 +227,16 @@ def write_record(out_dir: str | Path, record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def running_record(digest: str, line: int, exports: list[str]) -> dict[str, Any]:
-    """The record an item gets when it starts: the folder is the batch's, the item unfinished
-    (exports: what it will export, relative to the folder, cleared if it is redone)."""
-    return {"status": "running", "fingerprint": digest, "line": line, "exports": exports}
+def running_record(
+    digest: str, line: int, outputs: list[str], exports: list[str]
+) -> dict[str, Any]:
+    """The record of an item that started: the folder is the batch's, the item unfinished.
+    outputs: the mask files it writes ([] until its frames are known), exports: its exports,
+    both relative to the folder: what a redo clears first."""
+    return {
+        "status": "running", "fingerprint": digest, "line": line, "outputs": outputs,
+        "exports": exports,
+    }  # fmt: skip
 
 
 def done_record(

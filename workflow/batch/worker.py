@@ -22,7 +22,6 @@ import torch
 
 from model.build import Networks
 from util.device import pick_device
-from util.mask_io import list_mask_files
 from workflow.batch.manifest import Item
 from workflow.batch.records import (
     clear_outputs,
@@ -35,6 +34,7 @@ from workflow.batch.records import (
 )
 from workflow.headless import (
     BarFactory,
+    OpenedItem,
     build_parser,
     export_targets,
     load_item_networks,
@@ -124,18 +124,9 @@ class _Count:
         pass
 
 
-def propagate(args: argparse.Namespace, nets: Networks, bar: BarFactory) -> int:
-    """The headless command's work on one item with loaded networks; returns frames written."""
-    opened = open_item(args)
-    try:
-        return propagate_item(opened, nets, args, bar)
-    finally:
-        opened.close()
-
-
-# runner(args, nets, bar) -> frames written; propagate() unless a caller substitutes its own
-# (tests wrap it to crash a worker mid-item).
-Runner = Callable[[argparse.Namespace, Networks, BarFactory], int]
+# runner(opened item, nets, args, bar) -> frames written: headless.propagate_item unless a
+# caller substitutes its own (tests wrap it to crash a worker mid-item).
+Runner = Callable[[OpenedItem, Networks, argparse.Namespace, BarFactory], int]
 
 # The errors an item's inputs can cause and their messages explain; anything else is a bug or
 # an environment problem, logged with its traceback in the worker's log too.
@@ -219,10 +210,17 @@ class ItemWorker:
             prepare_output(out_dir)  # the headless command's own check and message
             earlier = read_record(out_dir)
             if earlier is not None and not holds_persons_work(out_dir):
+                # Before open_item, which reads the folder: a stale project file or stale
+                # masks would otherwise count as annotations or object ids.
                 clear_outputs(out_dir, earlier, exports)
-            write_record(out_dir, running_record(digest, item.line, exports))
-            frames = (runner or propagate)(args, self.nets, _Count)
-            masks = [p.name for p in list_mask_files(out_dir)]
+            write_record(out_dir, running_record(digest, item.line, [], exports))
+            opened = open_item(args)
+            try:
+                masks = [f"{name}.png" for name in opened.frames.names]
+                write_record(out_dir, running_record(digest, item.line, masks, exports))
+                frames = (runner or propagate_item)(opened, self.nets, args, _Count)
+            finally:
+                opened.close()
             seconds = time.perf_counter() - t0
             record = done_record(
                 digest, item.line, settings, frames, masks, exports, seconds,
