@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -24,9 +25,11 @@ from model.build import FUSION, PROPAGATION
 from tests.shared_assets import REPO
 from util.mask_io import read_index_mask, write_index_mask
 from workflow.batch import engines
+from workflow.batch.cli import build_parser as batch_parser
 from workflow.batch.cli import main as batch_main
 from workflow.batch.manifest import ManifestError, parse_line, parse_shard, read_manifest, shard
 from workflow.batch.records import RECORD_FILE, holds_persons_work, read_record
+from workflow.headless import build_parser as headless_parser
 from workflow.headless import main as headless_main
 from workflow.headless import propagate_item
 from workflow.state import LOG_FILE, STATE_FILE
@@ -225,7 +228,7 @@ def test_two_items_with_one_output_folder_are_refused(tmp_path):
         read_manifest(path)
 
 
-def test_a_bad_line_stops_the_run_before_any_work(assets, capsys):
+def test_a_bad_line_stops_the_run_before_any_work(assets):
     manifest = assets / "bad" / "bad.jsonl"
     manifest.parent.mkdir()
     manifest.write_text(
@@ -233,11 +236,22 @@ def test_a_bad_line_stops_the_run_before_any_work(assets, capsys):
         "\n"
         '{"images": "../data/b", "output": "out/b"}\n'
     )
-    status = batch_main([str(manifest), "--engine", "local", *_weights(assets)])
-    err = capsys.readouterr().err
-    assert status == 2
-    assert f"{manifest}:3: " in err and '"masks" must be a non-empty path string' in err
+    cmd = [sys.executable, "batch_propagate.py", str(manifest), "--engine", "local"]
+    run = subprocess.run(
+        [*cmd, *_weights(assets)], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip() == (
+        f'error: {manifest}:3: "masks" must be a non-empty path string'
+    )  # fmt: skip
     assert sorted(p.name for p in manifest.parent.iterdir()) == ["bad.jsonl"]  # nothing ran
+
+
+def test_fast_is_offered_exactly_when_the_headless_command_has_it():
+    def flags(parser):
+        return {s for a in parser._actions for s in a.option_strings}
+
+    assert ("--fast" in flags(batch_parser())) == ("--fast" in flags(headless_parser()))
 
 
 def test_shards_split_the_manifest_statically():
