@@ -2,8 +2,8 @@
 
     python eval_interactive_davis.py --davis DIR --output DIR [--save_mask] [--subset val]
         [--max_interactions 8] [--time_per_object 30] [--device auto]
-        [--prop_model saves/stcn.pth] [--fusion_model saves/fusion_stcn.pth]
-        [--s2m_model saves/s2m.pth]
+        [--prop_model stcn.pth] [--fusion_model fusion_stcn.pth]
+        [--s2m_model s2m.pth]
 
 --davis holds JPEGImages/480p, Annotations/480p, Scribbles and ImageSets (or holds trainval/
 with them). Writes the library's report CSV and summary.json into --output. Needs the
@@ -21,6 +21,7 @@ from evaluation.dataset import SUBSETS, DavisFolder, DavisLayoutError, describe_
 from inference_core.frames import FrameReadError
 from model.build import load_networks
 from model.checkpoint import CheckpointError
+from model.weights import find_weight
 from util.cli import run_command
 from util.device import pick_device
 from util.mask_io import MaskReadError
@@ -52,9 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds per interaction and object; a sample may take "
                         "max_interactions x this x its objects")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto | cuda | mps | cpu")
-    p.add_argument("--prop_model", default="saves/stcn.pth")
-    p.add_argument("--fusion_model", default="saves/fusion_stcn.pth")
-    p.add_argument("--s2m_model", default="saves/s2m.pth")
+    p.add_argument("--prop_model", default=str(find_weight("stcn.pth")))
+    p.add_argument("--fusion_model", default=str(find_weight("fusion_stcn.pth")))
+    p.add_argument("--s2m_model", default=str(find_weight("s2m.pth")))
     return p
 
 

@@ -1,7 +1,7 @@
 """Semi-supervised evaluation: propagate each sequence's first-frame mask, then score J and F.
 
     python eval_semi.py --images DIR --masks DIR --output DIR [--sequences a,b]
-        [--device auto] [--prop_model saves/stcn.pth] [--fusion_model saves/fusion_stcn.pth]
+        [--device auto] [--prop_model stcn.pth] [--fusion_model fusion_stcn.pth]
 
 --images holds JPEGImages/480p/<seq>/ (or is that folder); --masks holds Annotations/480p/<seq>/
 (likewise). Writes palette PNGs at the source resolution to OUTPUT/<seq>/. Where the mask
@@ -37,6 +37,7 @@ from inference_core.session import Session
 from interact.frame_editor import FrameEditor
 from model.build import Networks, load_fusion_net, load_prop_net
 from model.checkpoint import CheckpointError
+from model.weights import find_weight
 from util.cli import run_command
 from util.device import pick_device
 from util.mask_io import MaskReadError, list_mask_files, read_index_mask
@@ -60,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top_k", type=int, default=20)
     p.add_argument("--amp", action="store_true", help="fp16 autocast on CUDA (default: fp32)")
     p.add_argument("--device", default="auto", help="auto | cuda | mps | cpu")
-    p.add_argument("--prop_model", default="saves/stcn.pth")
-    p.add_argument("--fusion_model", default="saves/fusion_stcn.pth")
+    p.add_argument("--prop_model", default=str(find_weight("stcn.pth")))
+    p.add_argument("--fusion_model", default=str(find_weight("fusion_stcn.pth")))
     return p
 
 

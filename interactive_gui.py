@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         window = start(args)
     except Exception as exc:  # noqa: BLE001 - any start-up failure is one dialog, not a traceback
         logging.getLogger("mivos").debug("start-up failed", exc_info=True)
-        QMessageBox.critical(None, "MiVOS cannot start", str(exc))
+        if not getattr(exc, "shown_to_user", False):  # e.g. the download report was on screen
+            QMessageBox.critical(None, "MiVOS cannot start", str(exc))
         print(f"error: {exc}", file=sys.stderr)
         return 2
     window.show()

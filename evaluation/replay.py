@@ -31,6 +31,7 @@ from model.build import Networks, load_networks
 from model.checkpoint import CheckpointError
 from model.memory_read import memory_affinity
 from model.normalize import normalize_frames
+from model.weights import find_weight
 from util.device import pick_device
 from util.tensor_util import unpad
 
@@ -190,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("scenario", help="scenario .npz in the shared/parity format")
     parser.add_argument("--out", required=True, help="where to write our arrays (.npz)")
-    parser.add_argument("--prop_model", default="saves/stcn.pth")
-    parser.add_argument("--fusion_model", default="saves/fusion_stcn.pth")
+    parser.add_argument("--prop_model", default=str(find_weight("stcn.pth")))
+    parser.add_argument("--fusion_model", default=str(find_weight("fusion_stcn.pth")))
     parser.add_argument("--s2m_model", default="saves/s2m.pth")
     parser.add_argument(
         "--device", default="cpu", help="auto|cuda|mps|cpu (default cpu: fp32 parity)"

@@ -36,10 +36,13 @@ class ActionBar(QWidget):
 
     def show_idle(self) -> None:
         self.progress.setValue(0)
-        self.progress.setFormat("Idle")
+        self.show_status("Idle")
         self.cancel.setEnabled(False)
 
+    def show_status(self, text: str) -> None:
+        """What runs now, written over the progress bar (the bar shows how far it is)."""
+        self.progress.setFormat(text)
+        self.progress.setToolTip(text)
+
     def show_progress(self, done: int, total: int) -> None:
-        share = done / max(total, 1)
-        self.progress.setValue(int(100 * share))
-        self.progress.setFormat(f"{done}/{total} frames ({100 * share:.1f}%)")
+        self.progress.setValue(int(100 * done / max(total, 1)))

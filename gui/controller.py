@@ -7,10 +7,20 @@ widgets render. It never touches a widget and never blocks: jobs run on the work
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
-from PyQt5.QtCore import QObject, Qt, QThread, QTimer, pyqtSignal
+from PyQt5.QtCore import (
+    QCoreApplication,
+    QEventLoop,
+    QObject,
+    Qt,
+    QThread,
+    QTimer,
+    pyqtSignal,
+)
 
 from gui.console import Timers
 from gui.display import StrokePreview, compose
@@ -38,6 +48,13 @@ log = logging.getLogger(__name__)
 SCRIBBLE_THICKNESS = 3
 
 
+def _duration(seconds: float) -> str:
+    """A rough, readable duration: "40 s", "3 min"."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    return f"{round(seconds / 60)} min"
+
+
 class AppController(QObject):
     frame_changed = pyqtSignal(int)
     object_changed = pyqtSignal(int)
@@ -55,6 +72,7 @@ class AppController(QObject):
     local_changed = pyqtSignal(bool)
     export_done = pyqtSignal()
     write_failed = pyqtSignal(str)  # emitted from the writer thread; queued to the GUI
+    job_status = pyqtSignal(str, bool)  # what runs now ("Idle" when nothing), a result pending
     _submit = pyqtSignal(object)
 
     def __init__(
@@ -88,6 +106,10 @@ class AppController(QObject):
         self._selection: list[float] | None = None  # x0, y0, x1, y1 while Ctrl-dragging
         self.local_box: tuple[int, int, int, int] | None = None  # y0, y1, x0, x1
         self._unreadable: set[int] = set()  # frames whose file could not be read (reported)
+        # What each queued or running job is doing, oldest first (the worker runs them in
+        # order): the status says the truth from the moment a job is queued until it ends.
+        self._jobs: deque[str] = deque()
+        self._propagation_started: float | None = None
         self._thread = QThread()
         self._thread.setObjectName("inference-worker")
         self.worker = InferenceWorker(project)
@@ -101,6 +123,7 @@ class AppController(QObject):
         self.worker.export_finished.connect(self._on_export_finished)
         self.worker.export_progress.connect(self.progress_changed)
         self.worker.failed.connect(self._on_failed)
+        self.worker.job_done.connect(self._on_job_done)
         self._thread.start()
         self._play_timer = QTimer(self)
         self._play_timer.setInterval(40)
@@ -243,7 +266,7 @@ class AppController(QObject):
         if self.mode == "click" and not self.busy:
             self.timers.pause_user()
             positive = button == int(Qt.LeftButton)
-            self._submit.emit(ClickJob(self.frame, x, y, positive, self.object))
+            self._queue(ClickJob(self.frame, x, y, positive, self.object), "Click: refining…")
             return
         stroke, self._stroke = self._stroke, None
         if stroke is None:
@@ -253,7 +276,8 @@ class AppController(QObject):
         if self.mode == "scribble":
             self._strokes.append(stroke)
         pts = tuple(stroke.points)
-        self._submit.emit(StrokeJob(self.frame, self.mode, stroke.label, pts, self.brush))
+        job = StrokeJob(self.frame, self.mode, stroke.label, pts, self.brush)
+        self._queue(job, self._stroke_status())
         self.display_changed.emit()
 
     # ---- buttons
@@ -262,16 +286,16 @@ class AppController(QObject):
             return
         if not redo and self.mode == "scribble" and self._strokes:
             self._strokes.pop()
-        self._submit.emit(UndoJob(self.frame, redo))
+        self._queue(UndoJob(self.frame, redo), "Redo…" if redo else "Undo…")
 
     def reset_frame(self) -> None:
         if not self.busy:
             self._strokes.clear()
-            self._submit.emit(ResetJob(self.frame))
+            self._queue(ResetJob(self.frame), "Resetting the frame…")
 
     def commit(self) -> None:
         self._strokes.clear()
-        self._submit.emit(CommitJob())
+        self._queue(CommitJob(), "Committing…")
         self.display_changed.emit()
 
     # ---- local control
@@ -284,14 +308,14 @@ class AppController(QObject):
         else:
             self.local_box = box
             self._strokes.clear()
-            self._submit.emit(EnterLocalJob(self.frame, box))
+            self._queue(EnterLocalJob(self.frame, box), "Local control: preparing the region…")
             self.local_changed.emit(True)
         self.display_changed.emit()
 
     def finish_local(self) -> None:
         if self.local_box is not None:
             self._strokes.clear()
-            self._submit.emit(FinishLocalJob())
+            self._queue(FinishLocalJob(), "Local control: pasting the region back…")
             self.local_box = None
             self.local_changed.emit(False)
 
@@ -306,17 +330,54 @@ class AppController(QObject):
         self.follow = True
         self.worker.cancel.clear()
         self.busy_changed.emit(True)
-        self._submit.emit(PropagateJob(self.frame))
+        self._propagation_started = None
+        self._queue(PropagateJob(self.frame), "Propagating…")
 
     def cancel(self) -> None:
         if self.busy:
             self.worker.cancel.set()  # read by the worker between frames
             self.message.emit("Cancelling...")
+            self._set_front("Cancelling…")
 
     def export(self, kind: str, path: str) -> None:
         self.worker.cancel.clear()
         self.message.emit(f"Exporting {kind} to {path}...")
-        self._submit.emit(ExportJob(kind, path))
+        self._queue(ExportJob(kind, path), f"Exporting {kind}…")
+
+    # ---- what runs: one status line per queued job
+    def _queue(self, job: object, status: str) -> None:
+        self._jobs.append(status)
+        self._emit_job_status()
+        self._submit.emit(job)
+
+    def _stroke_status(self) -> str:
+        if self.mode == "scribble":
+            k = self.num_objects
+            return f"Scribble → mask ({k} object{'s' if k != 1 else ''})…"
+        return "Brush: updating the mask…"
+
+    def _set_front(self, status: str) -> None:
+        if self._jobs:
+            self._jobs[0] = status
+            self._emit_job_status()
+
+    def _on_job_done(self) -> None:
+        if self._jobs:
+            self._jobs.popleft()
+        self._emit_job_status()
+
+    def _emit_job_status(self) -> None:
+        pending = len(self._jobs)
+        if not pending:
+            self.job_status.emit("Idle", False)
+            return
+        more = f" (+{pending - 1} queued)" if pending > 1 else ""
+        self.job_status.emit(self._jobs[0] + more, True)
+
+    @property
+    def job_pending(self) -> bool:
+        """A queued or running job has not reported its end yet."""
+        return bool(self._jobs)
 
     # ---- worker results
     def _on_edited(self, t: int, what: str) -> None:
@@ -332,6 +393,16 @@ class AppController(QObject):
 
     def _on_progress(self, t: int, done: int, total: int) -> None:
         self.progress_changed.emit(done, total)
+        now = time.monotonic()
+        if self._propagation_started is None or done <= 1:
+            # The first frame includes warm-up (encoders, caches): time the rest from here.
+            self._propagation_started = now
+            text = f"Propagating {done} / {total}…"
+        else:
+            per_frame = (now - self._propagation_started) / (done - 1)
+            text = f"Propagating {done} / {total}, ~{_duration(per_frame * (total - done))} left"
+        if not self.worker.cancel.is_set():  # "Cancelling…" stays until the job ends
+            self._set_front(text)
         if done % 10 == 1 or done == total:  # the strip need not follow every frame
             self.emit_provenance()
         if self.follow:
@@ -399,5 +470,9 @@ class AppController(QObject):
         self.worker.cancel.set()
         # Queued edits still run (nothing the person did is dropped); then the thread stops.
         self._submit.emit(ShutdownJob())
-        self._thread.wait(timeout_ms)
+        # Wait for the jobs queued before (a click can take seconds) while still painting:
+        # a frozen window with a menu drawn open looked like a crash.
+        deadline = time.monotonic() + timeout_ms / 1000
+        while not self._thread.wait(50) and time.monotonic() < deadline:
+            QCoreApplication.processEvents(QEventLoop.ExcludeUserInputEvents, 50)
         self.project.close()

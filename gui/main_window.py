@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtWidgets import (
     QAction,
     QFileDialog,
@@ -48,6 +49,7 @@ class MainWindow(QMainWindow):
         self.console = Console(controller.timers)
         self.memory = QLabel()
         self._asking_folder = False
+        self._close_when_idle = False  # quit asked during a propagation: close when it stops
         self._build_layout()
         self._build_menu()
         self._connect()
@@ -83,10 +85,12 @@ class MainWindow(QMainWindow):
     def _build_menu(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         export_menu = file_menu.addMenu("&Export")
+        self.export_actions = []
         for kind, label, target in EXPORTS:
             action = QAction(label, self)
             action.triggered.connect(lambda _, k=kind, t=target: self._ask_export(k, t))
             export_menu.addAction(action)
+            self.export_actions.append(action)
         quit_action = QAction("&Quit", self)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
@@ -129,7 +133,7 @@ class MainWindow(QMainWindow):
         c.status_changed.connect(self.memory.setText)
         c.local_changed.connect(self._show_local)
         c.write_failed.connect(self._ask_other_folder)
-        c.export_done.connect(bar.show_idle)
+        c.job_status.connect(self._show_job_status)
         self.minimap.finish_local.clicked.connect(c.finish_local)
         self._show_history(False, False)
         c.emit_provenance()
@@ -140,13 +144,28 @@ class MainWindow(QMainWindow):
         self.minimap.show_crop(self.c.minimap(image, self.minimap.zoom_px))
 
     def _show_busy(self, busy: bool) -> None:
+        """A propagation runs: editing and exports wait for it (exports would read frames
+        the propagation is still changing)."""
         bar = self.actions_bar
-        for widget in (bar.undo, bar.redo, bar.reset, bar.commit, bar.propagate, self.tools):
+        for widget in (bar.undo, bar.redo, bar.reset, bar.commit, bar.propagate, self.tools,
+                       *self.export_actions):  # fmt: skip
             widget.setEnabled(not busy)
         bar.cancel.setEnabled(busy)
         if not busy:
-            bar.show_idle()
             self._show_history(*self._history)
+            if self._close_when_idle:
+                QTimer.singleShot(0, self.close)  # the person asked to quit: now it can
+
+    def _show_job_status(self, text: str, pending: bool) -> None:
+        """The truth about what runs, from the moment a job is queued until it ends; a busy
+        cursor over the canvas while a result is pending."""
+        bar = self.actions_bar
+        if pending:
+            bar.show_status(text)
+            self.canvas.setCursor(Qt.BusyCursor)
+        else:
+            bar.show_idle()
+            self.canvas.unsetCursor()
 
     def _show_local(self, local: bool) -> None:
         self.minimap.finish_local.setEnabled(local)
@@ -178,10 +197,11 @@ class MainWindow(QMainWindow):
         """Ask where to write an export of `kind` ("folder" or a file dialog with the name
         filter `target`), then queue it on the worker. A file name typed without its
         extension gets it (".mp4", ".json")."""
+        start = str(self.c.project.output or "")  # dialogs open in the output folder
         if target == "folder":
-            path = QFileDialog.getExistingDirectory(self, "Export to folder")
+            path = QFileDialog.getExistingDirectory(self, "Export to folder", start)
         else:
-            dialog = QFileDialog(self, "Export to file", "", target)
+            dialog = QFileDialog(self, "Export to file", start, target)
             dialog.setAcceptMode(QFileDialog.AcceptSave)
             # The dialog appends the suffix itself, so "clip" is checked for replacing an
             # existing clip.mp4 before it is written; export_path covers native dialogs
@@ -193,6 +213,26 @@ class MainWindow(QMainWindow):
             self.c.export(kind, path)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """Quitting during a propagation asks first; stopping cancels at the next frame and
+        the window closes once the worker has stopped, painting all the while."""
+        if self.c.busy:
+            if self._close_when_idle:  # already stopping: a second request just waits
+                event.ignore()
+                return
+            answer = QMessageBox.question(
+                self, "MiVOS",
+                "A propagation is running. Stop it and quit?\n\nFrames already propagated are "
+                "saved; the frame in progress keeps its previous mask.",
+                QMessageBox.Yes | QMessageBox.No, QMessageBox.No,
+            )  # fmt: skip
+            if answer != QMessageBox.Yes:
+                event.ignore()
+                return
+            self._close_when_idle = True
+            self.console.log("Stopping the propagation, then closing...")
+            self.c.cancel()
+            event.ignore()  # closed again when the propagation has stopped (_show_busy)
+            return
         self.console.log("Saving every mask before closing...")
         self.c.shutdown()
         event.accept()

@@ -39,6 +39,7 @@ class InferenceWorker(QObject):
     export_finished = pyqtSignal(str)  # message
     export_progress = pyqtSignal(int, int)  # done, total
     failed = pyqtSignal(str)
+    job_done = pyqtSignal()  # after every job, however it ended (the GUI's status follows)
 
     def __init__(self, project: Project) -> None:
         super().__init__()
@@ -55,6 +56,8 @@ class InferenceWorker(QObject):
             self.failed.emit(f"{type(exc).__name__}: {exc}")
             if isinstance(job, PropagateJob):
                 self.propagation_finished.emit(job.frame, True)
+        finally:
+            self.job_done.emit()
 
     def _dispatch(self, job: object) -> None:
         project = self.project

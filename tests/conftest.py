@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# A developer's own weights (per-user folder, $MIVOS_WEIGHTS) must not leak into tests: the
+# per-user data folder is an empty temporary one unless a test sets its own.
+_USER_DATA = tempfile.mkdtemp(prefix="mivos-test-userdata-")
+os.environ["XDG_DATA_HOME"] = _USER_DATA
+os.environ.pop("MIVOS_WEIGHTS", None)
 
 from tests.shared_assets import write_synthetic_checkpoint  # noqa: E402
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 
 import av
 import cv2
@@ -265,23 +266,27 @@ def test_gui_fps_flag_reaches_the_project(assets, tmp_path):
 class _Recorder(QWidget):
     """Stands in for the main window: a parent for the dialog and a controller `c`."""
 
-    def __init__(self) -> None:
+    def __init__(self, output=None) -> None:
         super().__init__()
         self.exports: list[tuple[str, str]] = []
         self.c = self
+        self.project = SimpleNamespace(output=output)  # the project's output folder
 
     def export(self, kind: str, path: str) -> None:
         self.exports.append((kind, path))
 
 
-def _answer_dialog(folder, typed: str | None) -> None:
-    """Once the modal file dialog is up, type `typed` into it and accept (None: cancel)."""
+def _answer_dialog(folder, typed: str | None, opened_in: list | None = None) -> None:
+    """Once the modal file dialog is up, type `typed` into it and accept (None: cancel);
+    the folder it opened in is appended to `opened_in`."""
 
     def answer() -> None:
         dialog = QApplication.activeModalWidget()
         if not isinstance(dialog, QFileDialog):
             QTimer.singleShot(10, answer)  # not shown yet
             return
+        if opened_in is not None:
+            opened_in.append(dialog.directory().absolutePath())
         if typed is None:
             dialog.reject()
             return
@@ -303,6 +308,17 @@ def test_export_dialog_adds_the_missing_extension(qtbot, tmp_path, kind, typed, 
     _answer_dialog(tmp_path, typed)
     MainWindow._ask_export(window, kind, target)
     assert window.exports == [(kind, str(tmp_path / written))]
+
+
+def test_export_dialog_opens_in_the_output_folder(qtbot, tmp_path):
+    output = tmp_path / "project"
+    output.mkdir()
+    window = _Recorder(output)
+    qtbot.addWidget(window)
+    opened: list[str] = []
+    _answer_dialog(tmp_path, "ann", opened)
+    MainWindow._ask_export(window, "coco", "COCO JSON (*.json)")
+    assert opened == [str(output)]
 
 
 def test_export_dialog_cancelled_exports_nothing(qtbot, tmp_path):

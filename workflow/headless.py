@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     # weights folder, else ./saves; so the command works from any current folder.
     for flag, filename in (("--prop_model", "stcn.pth"), ("--fusion_model", "fusion_stcn.pth")):
         p.add_argument(flag, default=str(find_weight(filename)), help="default: %(default)s")
-    p.add_argument("--s2m_model", default="saves/s2m.pth", help="accepted; not needed here")
+    p.add_argument("--s2m_model", default=None, help="accepted; not needed here")
     p.add_argument(
         "--export", action="append", type=_export_request, default=[], metavar="KIND[=PATH]",
         help="after propagating, export: binary | alpha (soft) | overlay (video) | coco; "

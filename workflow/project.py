@@ -621,6 +621,7 @@ class Project:
         kind = export.canonical_kind(kind)
         target = export.export_path(kind, path)
         names, objects, count = self.names, self.objects, self.num_frames
+        note = self._unmasked_note()
         opts = {"cancel": cancel, "progress": progress}
         if kind == "binary":
             n = export.export_binary_masks(target, names, objects, self.labels_at_source, **opts)
@@ -647,8 +648,21 @@ class Project:
                 return f"Overlay video export cancelled after {video.frames} of {count} frames."
             return (
                 f"Exported the overlay video to {target} ({video.frames} frames, "
-                f"{video.fps:g} fps, {video.describe()})."
+                f"{video.fps:g} fps, {video.describe()}).{note}"
             )
         if not done:
+            if n == 0:
+                return f"Export of {what} to {target} cancelled: nothing was written."
             return f"Export of {what} to {target} cancelled ({n} {unit} written)."
-        return f"Exported {what} to {target} ({n} {unit})."
+        return f"Exported {what} to {target} ({n} {unit}).{note}"
+
+    def _unmasked_note(self) -> str:
+        """Says how many frames have no mask yet (exported empty), rather than nothing."""
+        missing = [t for t in range(self.num_frames) if not self.has_content(t)]
+        if not missing:
+            return ""
+        first = self.names[missing[0]]
+        return (
+            f" {len(missing)} frame{'s' if len(missing) != 1 else ''} have no mask (never "
+            f"propagated, first: {first}) and were exported empty."
+        )
