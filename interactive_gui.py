@@ -56,14 +56,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def say(text: str) -> None:
+    """One line on the terminal about what start-up is doing (it can take seconds)."""
+    print(f"MiVOS: {text}", file=sys.stderr, flush=True)
+
+
+def show_splash(app):
+    """A small window at once (PyTorch and the networks take seconds to load); Qt only, so it
+    appears before anything heavy is imported. Returns the splash (close it when done)."""
+    from PyQt5.QtCore import Qt
+    from PyQt5.QtGui import QColor, QPixmap
+    from PyQt5.QtWidgets import QSplashScreen
+
+    pixmap = QPixmap(420, 120)
+    pixmap.fill(QColor(40, 44, 52))
+    splash = QSplashScreen(pixmap)
+    splash.showMessage(
+        "MiVOS\n\nLoading PyTorch and the networks' code...",
+        Qt.AlignCenter, QColor(235, 235, 235),
+    )  # fmt: skip
+    splash.show()
+    app.processEvents()
+    return splash
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     from PyQt5.QtWidgets import QApplication, QMessageBox
 
-    from gui.app import start
-
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    splash = show_splash(app)
+    say("loading PyTorch and the networks' code...")
+    from gui.app import start  # the slow import: torch and everything built on it
+
+    splash.close()  # the next step shows its own busy dialog, naming what it loads
+    say("opening the video and loading the networks...")
     try:
         window = start(args)
     except Exception as exc:  # noqa: BLE001 - any start-up failure is one dialog, not a traceback
@@ -73,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     window.show()
+    say("ready.")
     return app.exec_()
 
 

@@ -15,11 +15,7 @@ class ActionBar(QWidget):
         self.commit = QPushButton("Commit")
         self.propagate = QPushButton("Propagate")
         self.cancel = QPushButton("Cancel")
-        self.undo.setToolTip("Undo the last edit on this frame (Ctrl+Z)")
-        self.redo.setToolTip("Redo (Ctrl+Shift+Z or Ctrl+Y)")
-        self.commit.setToolTip("Finish this scribble interaction; the next stroke starts anew")
-        self.propagate.setToolTip("Propagate this frame's mask through the video (Ctrl+Return)")
-        self.cancel.setToolTip("Stop the propagation after the current frame (Esc)")
+        # Tooltips come from the shortcut table (gui/shortcuts.py), with each control's key.
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setMinimumWidth(220)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from gui.busy import run_busy
+from gui.console import ConsoleLogHandler
 from gui.controller import AppController
 from gui.first_run import ask_to_download, downloadable, fetch_missing
 from gui.main_window import MainWindow
@@ -36,20 +38,27 @@ def options_from_args(args: argparse.Namespace) -> StartupOptions:
 def open_main_window(args: argparse.Namespace) -> MainWindow:
     device = pick_device(args.device)
     opts = options_from_args(args)
-    project, has_s2m = run_busy(
-        "Opening the video and loading the networks...", lambda: open_project(opts, device)
-    )
+    # Warnings while opening (a mask resized, frames converted) reach the console panel.
+    handler = ConsoleLogHandler()
+    logging.getLogger().addHandler(handler)
+    try:
+        project, has_s2m = run_busy(
+            "Opening the video and loading the networks...", lambda: open_project(opts, device)
+        )
+    except BaseException:
+        logging.getLogger().removeHandler(handler)
+        raise
     has_clicks = project.editor.clicker is not None
     controller = AppController(project, s2m_available=has_s2m, clicks_available=has_clicks)
     window = MainWindow(controller, title=f"MiVOS - {project.output}")
+    window.log_handler = handler
     window.console.log(f"Device: {device}. Masks are saved to {project.output}")
+    handler.attach(window.console)
     awaiting = project.awaiting()
     if awaiting:
         window.console.log(
             f"{len(awaiting)} annotated frame(s) not propagated yet: press Propagate to run them."
         )
-    for notice in project.notices:
-        window.console.log(notice)
     return window
 
 

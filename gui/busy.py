@@ -33,7 +33,8 @@ def run_busy(label: str, fn: Callable[[], T]) -> T:
     exception raised here."""
     dialog = QProgressDialog(label, None, 0, 0)  # range 0..0: an indeterminate busy bar
     dialog.setWindowTitle("MiVOS")
-    dialog.setMinimumDuration(500)  # quick starts show no dialog at all
+    # At once: it follows the splash, and nothing else says the application is starting.
+    dialog.setMinimumDuration(0)
     call = _Call(fn)
     loop = QEventLoop()
     call.finished_call.connect(loop.quit)

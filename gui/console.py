@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from PyQt5.QtCore import QObject, pyqtSignal
 from PyQt5.QtWidgets import QPlainTextEdit, QWidget
 
 log = logging.getLogger(__name__)
@@ -52,3 +53,38 @@ class Console(QPlainTextEdit):
         line = f"[A: {a:03.2f}, U: {u:03.2f}]: {message}"
         self.appendPlainText(line)
         log.info(line)
+
+
+class _Relay(QObject):
+    line = pyqtSignal(str)
+
+
+class ConsoleLogHandler(logging.Handler):
+    """Warnings from any thread (a mask resized, frames converted, clicks disabled) shown in
+    the console panel, not only on stderr.
+
+    Records arrive before the window exists (while the video opens): they are kept and shown
+    once `attach` is called. The relay signal crosses threads as a queued call.
+    """
+
+    def __init__(self, level: int = logging.WARNING) -> None:
+        super().__init__(level)
+        self._relay = _Relay()
+        self._early: list[str] | None = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = f"{record.levelname.capitalize()}: {record.getMessage()}"
+        except Exception:  # noqa: BLE001 - a bad log call must not break the application
+            return
+        if self._early is not None:
+            self._early.append(text)
+        else:
+            self._relay.line.emit(text)
+
+    def attach(self, console: Console) -> None:
+        """Show the records kept so far in `console`, then every new one."""
+        self._relay.line.connect(console.log)
+        early, self._early = self._early or [], None
+        for text in early:
+            console.log(text)

@@ -25,6 +25,7 @@ from PyQt5.QtCore import (
 from gui.console import Timers
 from gui.display import StrokePreview, compose
 from gui.jobs import (
+    AddObjectJob,
     ClickJob,
     CommitJob,
     EnterLocalJob,
@@ -72,6 +73,8 @@ class AppController(QObject):
     local_changed = pyqtSignal(bool)
     export_done = pyqtSignal()
     write_failed = pyqtSignal(str)  # emitted from the writer thread; queued to the GUI
+    objects_changed = pyqtSignal()  # added, renamed or hidden: the panel redraws its list
+    offer_object = pyqtSignal(int)  # an object key past the count was pressed
     job_status = pyqtSignal(str, bool)  # what runs now ("Idle" when nothing), a result pending
     _submit = pyqtSignal(object)
 
@@ -124,6 +127,7 @@ class AppController(QObject):
         self.worker.export_progress.connect(self.progress_changed)
         self.worker.failed.connect(self._on_failed)
         self.worker.job_done.connect(self._on_job_done)
+        self.worker.object_added.connect(self._on_object_added)
         self._thread.start()
         self._play_timer = QTimer(self)
         self._play_timer.setInterval(40)
@@ -160,6 +164,9 @@ class AppController(QObject):
             frame, mask = local.crop_image(frame), local.labels()
         else:
             mask = self.project.mask(self.frame)
+        hidden = [k for k, o in enumerate(self.project.objects, start=1) if o.hidden]
+        if hidden:  # shown as background; the saved masks keep them
+            mask = np.where(np.isin(mask, hidden), 0, mask).astype(np.uint8)
         strokes = self._strokes + ([self._stroke] if self._stroke else [])
         radius = self.brush // 2 + 1 if self.mode == "free" else 2
         return compose(
@@ -206,6 +213,40 @@ class AppController(QObject):
             self.object = k
             self.object_changed.emit(k)
             self.message.emit(f"Current object changed to {k}!")
+            self.display_changed.emit()
+
+    def select_object_key(self, k: int) -> None:
+        """Object key k: select object k, or offer to add one when there are fewer."""
+        if k <= self.num_objects:
+            self.set_object(k)
+        else:
+            self.offer_object.emit(k)
+
+    def add_object(self, name: str | None = None) -> None:
+        """Queue adding an object (not during a propagation or local control)."""
+        if self.busy or self.local_box is not None:
+            self.message.emit("Objects can be added once the propagation or local control ends.")
+            return
+        self._queue(AddObjectJob(name), "Adding an object…")
+
+    def _on_object_added(self, k: int) -> None:
+        self.num_objects = k
+        self.objects_changed.emit()
+        info = self.project.objects[k - 1]
+        self.message.emit(f"Added object {info.id} ({info.name}); press {k} to select it."
+                          if k <= 9 else f"Added object {info.id} ({info.name}).")  # fmt: skip
+        self.set_object(k)
+        self.display_changed.emit()
+
+    def rename_object(self, k: int, name: str) -> None:
+        name = name.strip()
+        if name and 1 <= k <= self.num_objects:
+            self.project.rename_object(k, name)
+            self.objects_changed.emit()
+
+    def set_object_hidden(self, k: int, hidden: bool) -> None:
+        if 1 <= k <= self.num_objects and self.project.objects[k - 1].hidden != hidden:
+            self.project.set_hidden(k, hidden)
             self.display_changed.emit()
 
     def set_mode(self, mode: str) -> None:

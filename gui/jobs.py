@@ -64,3 +64,10 @@ class ClickJob:
     y: float
     positive: bool
     target: int  # object id
+
+
+@dataclass(frozen=True)
+class AddObjectJob:
+    """Add an object (the session is rebuilt for one more; see Project.add_object)."""
+
+    name: str | None = None

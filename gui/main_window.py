@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtWidgets import (
     QAction,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -42,7 +46,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(title)
         self.canvas = Canvas()
         self.minimap = Minimap()
-        self.objects = ObjectPanel([o.name for o in controller.project.objects])
+        self.objects = ObjectPanel(controller.project.objects)
         self.tools = ToolPanel()
         self.timeline = Timeline(controller.num_frames)
         self.actions_bar = ActionBar()
@@ -50,10 +54,11 @@ class MainWindow(QMainWindow):
         self.memory = QLabel()
         self._asking_folder = False
         self._close_when_idle = False  # quit asked during a propagation: close when it stops
+        self.log_handler: logging.Handler | None = None  # warnings shown in the console
         self._build_layout()
         self._build_menu()
         self._connect()
-        self._shortcuts = install_shortcuts(self, controller)
+        self._shortcuts = install_shortcuts(self)
         self.tools.show_mode(controller.mode)
         self.tools.set_available("scribble", controller.s2m_available, "s2m.pth is not loaded")
         self.tools.set_available("click", controller.clicks_available, "fbrs.pth is not loaded")
@@ -71,9 +76,19 @@ class MainWindow(QMainWindow):
         side.addWidget(self.tools)
         side.addWidget(self.console, 1)
         side.addWidget(self.memory)
+        panel = QWidget()
+        panel.setLayout(side)
+        # The side panel scrolls on a small screen (1366x768) instead of forcing the window
+        # taller than the screen; the canvas keeps the room.
+        self.side_panel = QScrollArea()
+        self.side_panel.setWidget(panel)
+        self.side_panel.setWidgetResizable(True)
+        self.side_panel.setFrameShape(QFrame.NoFrame)
+        self.side_panel.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.side_panel.setFixedWidth(panel.sizeHint().width() + 18)  # + a vertical scroll bar
         top = QHBoxLayout()
-        top.addWidget(self.canvas, 4)
-        top.addLayout(side, 1)
+        top.addWidget(self.canvas, 1)
+        top.addWidget(self.side_panel)
         root = QVBoxLayout()
         root.addLayout(top, 1)
         root.addWidget(self.timeline)
@@ -94,9 +109,8 @@ class MainWindow(QMainWindow):
         quit_action = QAction("&Quit", self)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
-        help_action = QAction("&Shortcuts", self)
-        help_action.setShortcut("F1")
-        help_action.triggered.connect(lambda: show_help(self, self.c))
+        help_action = QAction("&Actions and shortcuts\tF1", self)  # F1 is in the table
+        help_action.triggered.connect(lambda: show_help(self))
         self.menuBar().addMenu("&Help").addAction(help_action)
 
     def _connect(self) -> None:
@@ -106,6 +120,11 @@ class MainWindow(QMainWindow):
         self.canvas.released.connect(c.release)
         self.canvas.wheel_steps.connect(c.wheel)
         self.objects.object_selected.connect(c.set_object)
+        self.objects.add_requested.connect(lambda: c.add_object())
+        self.objects.rename_requested.connect(c.rename_object)
+        self.objects.visibility_changed.connect(lambda k, shown: c.set_object_hidden(k, not shown))
+        c.objects_changed.connect(lambda: self.objects.show_objects(c.project.objects))
+        c.offer_object.connect(self._offer_object)
         self.tools.mode_changed.connect(c.set_mode)
         self.tools.brush_changed.connect(c.set_brush)
         self.tools.overlay_changed.connect(c.set_overlay)
@@ -148,13 +167,25 @@ class MainWindow(QMainWindow):
         the propagation is still changing)."""
         bar = self.actions_bar
         for widget in (bar.undo, bar.redo, bar.reset, bar.commit, bar.propagate, self.tools,
-                       *self.export_actions):  # fmt: skip
+                       self.objects.add, *self.export_actions):  # fmt: skip
             widget.setEnabled(not busy)
         bar.cancel.setEnabled(busy)
         if not busy:
             self._show_history(*self._history)
             if self._close_when_idle:
                 QTimer.singleShot(0, self.close)  # the person asked to quit: now it can
+
+    def _offer_object(self, key: int) -> None:
+        """An object key past the count: offer to add one instead of doing nothing."""
+        n = self.c.num_objects
+        answer = QMessageBox.question(
+            self, "MiVOS",
+            f"There {'is' if n == 1 else 'are'} {n} object{'s' if n != 1 else ''}; key {key} "
+            f"selects nothing yet. Add object {n + 1}?",
+            QMessageBox.Yes | QMessageBox.No, QMessageBox.Yes,
+        )  # fmt: skip
+        if answer == QMessageBox.Yes:
+            self.c.add_object()
 
     def _show_job_status(self, text: str, pending: bool) -> None:
         """The truth about what runs, from the moment a job is queued until it ends; a busy
@@ -235,4 +266,7 @@ class MainWindow(QMainWindow):
             return
         self.console.log("Saving every mask before closing...")
         self.c.shutdown()
+        if self.log_handler is not None:
+            logging.getLogger().removeHandler(self.log_handler)
+            self.log_handler = None
         event.accept()

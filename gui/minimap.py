@@ -24,7 +24,6 @@ class Minimap(QWidget):
         self.zoom_in.clicked.connect(lambda: self.set_zoom(self.zoom_px - ZOOM_STEP))
         self.zoom_out.clicked.connect(lambda: self.set_zoom(self.zoom_px + ZOOM_STEP))
         self.finish_local = QPushButton("Finish Local")
-        self.finish_local.setToolTip("Paste the zoomed region back (Ctrl+drag selects a region)")
         self.finish_local.setEnabled(False)
         buttons = QHBoxLayout()
         buttons.addWidget(self.zoom_in)

@@ -82,6 +82,7 @@ class Timeline(QWidget):
         self.slider = QSlider(Qt.Horizontal)
         self.slider.setRange(0, num_frames - 1)
         self.slider.setTickPosition(QSlider.TicksBelow)
+        self.slider.setToolTip("The current frame (Left / Right, Shift: 10 frames, Home / End)")
         self.slider.valueChanged.connect(self.frame_requested)
         self.counter = QLabel()
         self.counter.setMinimumWidth(90)
@@ -89,8 +90,6 @@ class Timeline(QWidget):
         self.play.clicked.connect(self.play_toggled)
         self.prev = QPushButton("<")
         self.next = QPushButton(">")
-        self.prev.setToolTip("Previous frame (Left; Shift+Left: -10)")
-        self.next.setToolTip("Next frame (Right; Shift+Right: +10)")
         self.prev.clicked.connect(
             lambda: self.frame_requested.emit(max(self.slider.value() - 1, 0))
         )

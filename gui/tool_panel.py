@@ -38,6 +38,10 @@ class ToolPanel(QWidget):
         self.overlay = QComboBox()
         self.overlay.addItems(OVERLAYS)
         self.overlay.currentTextChanged.connect(self.overlay_changed)
+        self.overlay.setToolTip(
+            "How masks are drawn: davis (colours over the frame), fade, light, popup (objects "
+            "over grey), layered (objects over a checkerboard)"
+        )
         modes = QHBoxLayout()
         for radio in self.radios.values():
             modes.addWidget(radio)
@@ -60,7 +64,8 @@ class ToolPanel(QWidget):
 
     def set_available(self, mode: str, available: bool, reason: str = "") -> None:
         self.radios[mode].setEnabled(available)
-        self.radios[mode].setToolTip("" if available else reason)
+        if not available:  # otherwise it keeps its tooltip from the shortcut table
+            self.radios[mode].setToolTip(reason)
 
     def show_overlay(self, mode: str) -> None:
         """Reflect the overlay mode without re-emitting."""

@@ -13,6 +13,7 @@ import threading
 from PyQt5.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 
 from gui.jobs import (
+    AddObjectJob,
     ClickJob,
     CommitJob,
     EnterLocalJob,
@@ -39,6 +40,7 @@ class InferenceWorker(QObject):
     export_finished = pyqtSignal(str)  # message
     export_progress = pyqtSignal(int, int)  # done, total
     failed = pyqtSignal(str)
+    object_added = pyqtSignal(int)  # the new object's number in the session (1..K)
     job_done = pyqtSignal()  # after every job, however it ended (the GUI's status follows)
 
     def __init__(self, project: Project) -> None:
@@ -83,6 +85,9 @@ class InferenceWorker(QObject):
             self.edited.emit(job.frame, "Entered local control.")
         elif isinstance(job, FinishLocalJob):
             self.edited.emit(project.finish_local(), "Finished local control.")
+        elif isinstance(job, AddObjectJob):
+            project.add_object(job.name)
+            self.object_added.emit(project.num_objects)
         elif isinstance(job, CommitJob):
             project.end_interaction()
         elif isinstance(job, PropagateJob):

@@ -234,6 +234,21 @@ class FrameEditor:
         self._pending[t] = restored
         return restored
 
+    def grown(self, num_objects: int) -> FrameEditor:
+        """A copy for more objects (added at the end): pending edits keep their masks, the
+        new objects absent (zero probability); undo histories and the live interaction end
+        there (an added object is a barrier, like a propagation)."""
+        if num_objects < self.num_objects:
+            raise ValueError(f"cannot shrink {self.num_objects} objects to {num_objects}")
+        editor = FrameEditor(
+            num_objects, self.frame_size, self.pad, self.s2m, self._capacity, self.clicker
+        )
+        extra = num_objects - self.num_objects
+        for t, prob in self._pending.items():
+            zeros = np.zeros((extra, *prob.shape[1:]), prob.dtype)
+            editor._pending[t] = np.concatenate([prob, zeros])
+        return editor
+
     def discard(self, t: int) -> None:
         """Forget frame t's pending edit and its history (e.g. a mask file replaces it)."""
         self._pending.pop(t, None)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -12,6 +15,7 @@ from PyQt5.QtWidgets import QMessageBox
 import gui.app
 import interactive_gui
 from tests.gui_helpers import open_window, write_clip, write_weights
+from tests.shared_assets import REPO
 
 
 @pytest.fixture
@@ -117,3 +121,17 @@ def test_opening_runs_off_the_gui_thread_which_stays_responsive(qtbot, tmp_path,
     assert seen["thread"] != gui_thread
     assert len(ticks) >= 3
     assert window.c.num_frames == 6
+
+
+def test_the_splash_shows_before_anything_heavy_is_imported():
+    """A window within about a second: the splash needs Qt only, not PyTorch (seconds)."""
+    code = (
+        "import sys; from PyQt5.QtWidgets import QApplication; import interactive_gui; "
+        "app = QApplication([]); splash = interactive_gui.show_splash(app); "
+        "print(splash.isVisible(), 'torch' in sys.modules, 'gui.app' in sys.modules, "
+        "'Loading PyTorch' in splash.message())"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert out.stdout.split() == ["True", "False", "False", "True"], out.stderr

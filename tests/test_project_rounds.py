@@ -147,3 +147,26 @@ def test_a_mask_with_only_new_objects_introduces_them(nets):
     # A file holding an object annotated earlier is a full annotation of its frame.
     again = project.import_mask(9, _mask(4, ids=(1,)), _mask(4, ids=(1,)))
     assert again.introduces == ()
+
+
+def test_an_object_added_while_annotating_keeps_everything_made_so_far(nets):
+    session = Session(nets, _frames(4), 1, InferenceConfig(prob_dtype="float32"))
+    project = project_for(session)
+    project.import_mask(0, _mask(0, ids=(1,)), _mask(0, ids=(1,)))
+    project.propagate()
+    project.apply_stroke(9, "free", 1, [(30.0, 20.0), (40.0, 20.0)], 5)  # not propagated yet
+    before = [project.mask(t).copy() for t in range(T)]
+    probs = [project.committed(t).copy() for t in range(T)]
+    info = project.add_object("cup")
+    assert (info.id, info.name, project.num_objects) == (2, "cup", 2)
+    assert project.session is not session and project.session.num_objects == 2
+    assert project.session.memory_frames() == [0] and project.awaiting() == [9]
+    for t in range(T):
+        assert np.array_equal(project.mask(t), before[t]), t
+        assert np.allclose(project.committed(t)[:2], probs[t]) and not project.committed(t)[2].any()
+    # The new object is annotated and propagated like any other, and saved with its id.
+    project.apply_stroke(3, "free", 2, [(5.0, 5.0), (20.0, 5.0)], 5)
+    assert project.provenance[3].kind == "annotated"
+    project.propagate()
+    assert (project.mask(3) == 2).any() and (project.saved_labels(3) == 2).any()
+    assert project.session.memory_frames() == [0, 3, 9]

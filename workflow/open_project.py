@@ -237,17 +237,16 @@ def open_project(opts: StartupOptions, device: torch.device) -> tuple[Project, b
     cfg = InferenceConfig(mem_freq=opts.mem_freq, amp=opts.amp)
     # Long videos' results spill to a memory map beside the masks, not to a small /tmp.
     session = Session(nets, frames, num_objects, cfg, storage_dir=output / ".results")
-    clicker, click_problem = _click_controller(opts, device)
+    clicker, _ = _click_controller(opts, device)  # a problem is logged: the console shows it
     editor = FrameEditor(num_objects, frames.size, session.pad, nets.s2m, clicker=clicker)
     project = Project(
         session, editor, objects_for_ids(object_ids), output=output,
         log_file=JsonlLog(output / LOG_FILE), full_masks=opts.full_masks,
     )  # fmt: skip
     project.source_path = str(Path(video or images).resolve())
+    project.storage_dir = output / ".results"
     if opts.fps is not None:
         project.fps = opts.fps  # else the source's own rate (Project.__init__)
-    if click_problem:
-        project.notices.append(click_problem)
     project.attach_writer(on_error=project.write_failed)
     with inference_context(device, amp=False):
         restore(project, existing)

@@ -48,7 +48,13 @@ from workflow.mask_writer import MaskWriter
 from workflow.object_ids import ObjectIds
 from workflow.overlay import overlay_davis
 from workflow.provenance import Provenance, ProvenanceTable
-from workflow.state import ObjectInfo, ProjectState, default_objects, write_state
+from workflow.state import (
+    ObjectInfo,
+    ProjectState,
+    default_objects,
+    objects_for_ids,
+    write_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +113,7 @@ class Project:
         self.start_frame = 0
         self.gui_state: dict = {}  # the GUI's choices to restore (mode, overlay)
         self.source_path: str | None = None
+        self.storage_dir: Path | None = None  # where the session memory-maps long videos' results
         self.write_error_listener = None  # called (frame, error) on the writer thread
         self.local: LocalRegion | None = None
         self.source_size = session.frames.source_size
@@ -114,7 +121,6 @@ class Project:
         # Frames per second of the overlay video export: the source's own rate, else the
         # default; the GUI and the headless command set the person's --fps choice.
         self.fps: float = export.source_fps(session.frames) or export.DEFAULT_FPS
-        self.notices: list[str] = []  # start-up problems the person should read (console)
         self._given: dict[int, GivenMask] = {}  # mask files awaiting their round
         self._exact: dict[int, GivenMask] = {}  # committed mask files, saved as given
         self._state_lock = threading.Lock()
@@ -134,6 +140,59 @@ class Project:
             raise ValueError(f"{len(objects)} objects for a session of {self.session.num_objects}")
         self.objects = list(objects)
         self.ids = ObjectIds(o.id for o in objects)
+
+    def add_object(self, name: str | None = None) -> ObjectInfo:
+        """A new object (the next free id), while annotating; worker thread.
+
+        The networks' per-object state has one slot per object, so the session is rebuilt
+        for K+1 objects: every frame keeps its soft result (the new object at zero), the
+        annotations go back into the certain memory in their order (encoded again), and
+        unpropagated edits and given masks stay as they are. Undo histories end here, as at
+        a propagation. Raises ValueError past 254 objects or during local control.
+        """
+        if self.local is not None:
+            raise ValueError("finish local control before adding an object")
+        used = [o.id for o in self.objects]
+        new_id = max(used, default=0) + 1
+        if new_id >= 255:
+            free = sorted(set(range(1, 255)) - set(used))
+            if not free:
+                raise ValueError("no object id left (254 objects at most)")
+            new_id = free[0]
+        info = objects_for_ids([new_id])[0]
+        if name:
+            info = replace(info, name=name)
+        old = self.session
+        k = old.num_objects + 1
+        storage = None
+        if self.storage_dir is not None:
+            storage = Path(self.storage_dir) / f"objects-{k}"  # never the old session's files
+        new = Session(old.nets, old.frames, k, old.cfg, old.observer, storage_dir=storage)
+        zero = np.zeros((1, *old.padded_size), np.float32)
+        for t in range(old.num_frames):
+            if old.results.has_prob(t):
+                new.results.set_prob(t, np.concatenate([old.results.prob(t), zero]))
+        for t in old.memory_frames():
+            prob = torch.from_numpy(new.results.prob(t)).unsqueeze(1)
+            new.restore(t, prob)
+        new.interacted = list(old.interacted)
+        self.editor = self.editor.grown(k)
+        self.session = new
+        self.set_objects([*self.objects, info])
+        old.close()
+        self.save_state()
+        log.info("added object %d (%s)", info.id, info.name)
+        return info
+
+    def rename_object(self, k: int, name: str) -> None:
+        """Name the session's object k (1..K); saved in the project file."""
+        self.objects[k - 1] = replace(self.objects[k - 1], name=name)
+        self.save_state()
+
+    def set_hidden(self, k: int, hidden: bool) -> None:
+        """Hide object k in the overlay (its masks are kept and saved); saved in the project."""
+        self.objects[k - 1] = replace(self.objects[k - 1], hidden=hidden)
+        self.save_state()
 
     # ---- reads (any thread) ---------------------------------------------------------------
     def _given_prob(self, t: int, given: GivenMask) -> np.ndarray:

@@ -40,6 +40,7 @@ class ObjectInfo:
     id: int
     name: str
     colour: tuple[int, int, int]
+    hidden: bool = False  # not drawn in the overlay (a view choice: its masks are kept)
 
 
 def objects_for_ids(ids) -> list[ObjectInfo]:
@@ -93,7 +94,8 @@ class ProjectState:
             "num_frames": len(self.frame_names),
             "frame_names_sha1": names_digest(self.frame_names),
             "objects": [
-                {"id": o.id, "name": o.name, "colour": list(o.colour)} for o in self.objects
+                {"id": o.id, "name": o.name, "colour": list(o.colour), "hidden": o.hidden}
+                for o in self.objects
             ],
             "frame": self.frame,
             "rounds": self.rounds,
@@ -112,7 +114,10 @@ def _objects_from(data: list, path: Path) -> list[ObjectInfo]:
     for k, item in enumerate(data, start=1):
         try:
             colour = tuple(int(c) for c in item.get("colour", DAVIS_PALETTE[k]))[:3]
-            objects.append(ObjectInfo(int(item.get("id", k)), str(item.get("name", k)), colour))
+            hidden = bool(item.get("hidden", False))
+            objects.append(
+                ObjectInfo(int(item.get("id", k)), str(item.get("name", k)), colour, hidden)
+            )
         except (AttributeError, TypeError, ValueError) as exc:
             raise StateError(f"{path}: object {k} is malformed ({exc})") from exc
     return objects
