@@ -80,9 +80,23 @@ def show_splash(app):
     return splash
 
 
+def _preload_triton() -> None:
+    """Load Triton's LLVM (pulled in by PyTorch) before Qt starts on X11.
+
+    Qt's xcb plugin loads the system's OpenGL (Mesa, built on its own LLVM); Triton's LLVM
+    loaded after it crashed the process (a segmentation fault in triton/knobs.py under Xvfb).
+    Loaded first, both coexist, and the splash still shows at once (this takes ~0.1 s).
+    """
+    try:
+        import triton._C.libtriton  # noqa: F401
+    except ImportError:  # no Triton (CPU-only or other platforms): nothing to order
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    _preload_triton()
     from PyQt5.QtWidgets import QApplication, QMessageBox
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

@@ -7,6 +7,7 @@ import logging
 from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtWidgets import (
     QAction,
+    QApplication,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -65,7 +66,7 @@ class MainWindow(QMainWindow):
         self.objects.show_current(controller.object)
         self.timeline.show_frame(controller.frame)
         self.tools.show_overlay(controller.overlay)
-        self.resize(1280, 800)
+        self._fit_screen(1280, 800)
         self.refresh()
         self.console.log("Initialized.")
 
@@ -174,6 +175,16 @@ class MainWindow(QMainWindow):
             self._show_history(*self._history)
             if self._close_when_idle:
                 QTimer.singleShot(0, self.close)  # the person asked to quit: now it can
+
+    def _fit_screen(self, width: int, height: int) -> None:
+        """Open at `width` x `height`, or smaller on a smaller screen (a 1366x768 laptop: the
+        bottom bar must not fall off the screen)."""
+        screen = QApplication.primaryScreen()
+        if screen is not None:
+            room = screen.availableGeometry()
+            frame = 40  # the title bar and borders a window manager adds
+            width, height = min(width, room.width()), min(height, room.height() - frame)
+        self.resize(width, height)
 
     def _offer_object(self, key: int) -> None:
         """An object key past the count: offer to add one instead of doing nothing."""
