@@ -30,3 +30,12 @@ def synthetic_checkpoints(tmp_path_factory):
         name: write_synthetic_checkpoint(name, folder / f"{name}.pth")
         for name in ("stcn", "fusion_stcn", "s2m")
     }
+
+
+@pytest.fixture(scope="module")
+def gui_assets(tmp_path_factory):
+    """(clip.mp4, weights): the GUI tests' generated clip and synthetic weights, per module."""
+    from tests.gui_helpers import write_clip, write_weights
+
+    folder = tmp_path_factory.mktemp("gui_assets")
+    return write_clip(folder / "clip.mp4"), write_weights(folder)

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PyQt5.QtCore import Qt
 from PyQt5.QtTest import QTest
 
-from tests.gui_helpers import H, T, W, drag, open_window, widget_pos, write_clip, write_weights
+from tests.gui_fixtures import window_with
+from tests.gui_helpers import H, T, W, drag, open_window, widget_pos
 from util.mask_io import read_index_mask
 
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gui_assets")
-    return write_clip(folder / "clip.mp4"), write_weights(folder)
-
-
-@pytest.fixture
-def window(qtbot, assets, tmp_path):
-    video, weights = assets
-    win = open_window(qtbot, video, weights, tmp_path / "out", "--num_objects", "3")
-    yield win
-    win.close()
+window = window_with(3)
 
 
 def _mask(window, t=None):
@@ -119,8 +107,8 @@ def test_every_overlay_mode_renders(window):
     assert len({im.tobytes() for im in images.values()}) == 5
 
 
-def test_saved_masks_reopen_identically(qtbot, assets, tmp_path):
-    video, weights = assets
+def test_saved_masks_reopen_identically(qtbot, gui_assets, tmp_path):
+    video, weights = gui_assets
     out = tmp_path / "out"
     first = open_window(qtbot, video, weights, out, "--num_objects", "2")
     first.tools.radios["free"].click()

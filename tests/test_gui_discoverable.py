@@ -5,28 +5,16 @@ annotating, warnings reach the console panel, and it fits a 1366x768 laptop scre
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PyQt5.QtCore import QRect, Qt
 from PyQt5.QtTest import QTest
 from PyQt5.QtWidgets import QApplication, QInputDialog, QMessageBox, QPushButton
 
 from gui.shortcuts import help_text, shortcut_table
-from tests.gui_helpers import H, W, open_window, write_clip, write_weights
+from tests.gui_fixtures import window_with
+from tests.gui_helpers import H, W, open_window
 from util.mask_io import read_index_mask, write_index_mask
 
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("discoverable_assets")
-    return write_clip(folder / "clip.mp4"), write_weights(folder)
-
-
-@pytest.fixture
-def window(qtbot, assets, tmp_path):
-    video, weights = assets
-    win = open_window(qtbot, video, weights, tmp_path / "out", "--num_objects", "2")
-    yield win
-    win.close()
+window = window_with(2)
 
 
 def _idle(qtbot, window) -> None:
@@ -94,8 +82,8 @@ def test_objects_are_added_named_and_hidden_while_annotating(window, qtbot, monk
     assert (c.project.saved_labels(0) == 4).any()  # and nothing of what is saved
 
 
-def test_warnings_while_opening_reach_the_console(qtbot, assets, tmp_path):
-    video, weights = assets
+def test_warnings_while_opening_reach_the_console(qtbot, gui_assets, tmp_path):
+    video, weights = gui_assets
     masks = tmp_path / "masks"
     small = np.zeros((H // 2, W // 2), np.uint8)
     small[4:12, 4:12] = 1

@@ -12,36 +12,26 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtTest import QTest
 from PyQt5.QtWidgets import QMessageBox
 
-from tests.gui_helpers import T, open_window, widget_pos, write_clip, write_weights
+from tests.gui_fixtures import window_with
+from tests.gui_helpers import T, open_window, widget_pos
 from util.mask_io import read_index_mask
 
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("truthful_assets")
-    return write_clip(folder / "clip.mp4"), write_weights(folder)
-
-
-@pytest.fixture
-def window(qtbot, assets, tmp_path):
-    video, weights = assets
-    win = open_window(qtbot, video, weights, tmp_path / "out", "--num_objects", "3")
-    yield win
-    win.close()
+window = window_with(3)
 
 
 def _status(window) -> str:
     return window.actions_bar.progress.format()
 
 
-def _hold(monkeypatch, project, name: str) -> threading.Event:
-    """Make project.<name> wait until the returned event is set (a slow job, on demand)."""
+def _hold(monkeypatch, project, name: str, call_through: bool = True) -> threading.Event:
+    """Make project.<name> wait until the returned event is set (a slow job, on demand), then
+    run (or, call_through=False, skip: clicks without f-BRS weights would fail)."""
     release = threading.Event()
     real = getattr(project, name)
 
     def slow(*args, **kwargs):
         assert release.wait(30), "the test never released the job"
-        return real(*args, **kwargs)
+        return real(*args, **kwargs) if call_through else None
 
     monkeypatch.setattr(project, name, slow)
     return release
@@ -71,7 +61,7 @@ def _until_idle(qtbot, window) -> None:
 def test_the_status_names_the_job_until_it_ends(window, qtbot, monkeypatch, mode, method, expected):
     assert _status(window) == "Idle"
     window.c.set_mode(mode)
-    release = _hold(monkeypatch, window.c.project, method)
+    release = _hold(monkeypatch, window.c.project, method, call_through=mode != "click")
     _press_release(window, [(20, 25), (30, 32)])
     # Queued: the status and the cursor say so at once, before the worker even starts it.
     assert _status(window) == expected
@@ -135,9 +125,9 @@ def test_exports_wait_for_a_propagation_and_report_frames_without_masks(
 
 
 def test_quit_during_a_propagation_asks_stops_at_the_next_frame_and_closes(
-    qtbot, assets, tmp_path, monkeypatch
+    qtbot, gui_assets, tmp_path, monkeypatch
 ):
-    video, weights = assets
+    video, weights = gui_assets
     out = tmp_path / "out"
     window = open_window(qtbot, video, weights, out, "--num_objects", "2")
     window.c.set_mode("free")

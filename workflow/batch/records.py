@@ -40,6 +40,7 @@ from typing import Any
 
 from util.mask_io import list_mask_files
 from workflow.headless import export_targets
+from workflow.mask_files import file_sha1
 from workflow.state import LEGACY_STATE_FILE, LOG_FILE, STATE_FILE
 
 RECORD_FILE = ".mivos_batch.json"
@@ -71,14 +72,6 @@ def _folder_listing(folder: Path) -> list[list[Any]] | dict[str, Any]:
     ]
 
 
-def _sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def inputs_of(args: argparse.Namespace) -> dict[str, Any]:
     """The item's inputs as JSON-able data (see the module docstring for what is read)."""
     if args.video:
@@ -87,7 +80,7 @@ def inputs_of(args: argparse.Namespace) -> dict[str, Any]:
         frames = {"path": str(args.images), "files": _folder_listing(Path(args.images))}
     masks_dir = Path(args.masks)
     try:
-        masks: Any = [[p.name, _sha1(p)] for p in list_mask_files(masks_dir)]
+        masks: Any = [[p.name, file_sha1(p)] for p in list_mask_files(masks_dir)]
     except OSError:
         masks = {"path": str(masks_dir), "missing": True}
     return {"frames": frames, "masks": {"path": str(masks_dir), "files": masks}}
