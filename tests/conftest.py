@@ -39,3 +39,15 @@ def gui_assets(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("gui_assets")
     return write_clip(folder / "clip.mp4"), write_weights(folder)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """An empty current folder (tmp/cwd), the per-user data folder under tmp/xdg (platformdirs'
+    Linux rule), no $MIVOS_WEIGHTS; returns tmp_path."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("MIVOS_WEIGHTS", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    return tmp_path

@@ -61,14 +61,9 @@ def server(http_server: Server, weight_bytes, monkeypatch) -> Server:
 
 
 @pytest.fixture
-def weights_folder(tmp_path, monkeypatch) -> Path:
-    """An empty current folder and an empty per-user data folder; returns its weights/."""
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    monkeypatch.delenv("MIVOS_WEIGHTS", raising=False)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # platformdirs' Linux rule
-    return tmp_path / "xdg" / "mivos-studio" / "weights"
+def weights_folder(home) -> Path:
+    """The empty per-user data folder's weights/ (see conftest's `home`)."""
+    return home / "xdg" / "mivos-studio" / "weights"
 
 
 def _args(tmp_path: Path, *extra: str):

@@ -41,17 +41,6 @@ def _fill(folder: Path, weight_bytes, names=FILES) -> Path:
     return folder
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    """An empty current folder; the per-user data folder under tmp; no $MIVOS_WEIGHTS."""
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    monkeypatch.delenv("MIVOS_WEIGHTS", raising=False)
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    return tmp_path
-
-
 def test_the_weights_folder_by_priority(home, monkeypatch):
     user = home / "xdg" / "mivos-studio" / "weights"
     assert user_weights_dir() == user
