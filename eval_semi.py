@@ -37,6 +37,7 @@ from inference_core.session import Session
 from interact.frame_editor import FrameEditor
 from model.build import Networks, load_fusion_net, load_prop_net
 from model.checkpoint import CheckpointError
+from model.precision import choose_precision
 from model.weights import find_weight
 from util.cli import run_command
 from util.device import pick_device
@@ -59,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, default=480, help="working shorter side; -1 = source")
     p.add_argument("--mem_freq", type=int, default=5)
     p.add_argument("--top_k", type=int, default=20)
-    p.add_argument("--amp", action="store_true", help="fp16 autocast on CUDA (default: fp32)")
+    p.add_argument("--fast", "--amp", dest="fast", action="store_true",
+                   help="fast precision (bf16 on CPUs with bf16 units, fp16 autocast on CUDA; "
+                   "default: fp32, the published numbers)")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto | cuda | mps | cpu")
     p.add_argument("--prop_model", default=str(find_weight("stcn.pth")))
     p.add_argument("--fusion_model", default=str(find_weight("fusion_stcn.pth")))
@@ -149,13 +152,14 @@ def run(args: argparse.Namespace) -> int:
     names = _sequences(args, images_root)
     device = pick_device(args.device)
     nets = Networks(
-        prop=load_prop_net(args.prop_model, device),
-        fusion=load_fusion_net(args.fusion_model, device),
+        prop=load_prop_net(args.prop_model, device, args.fast),
+        fusion=load_fusion_net(args.fusion_model, device, args.fast),
         s2m=None,
         device=device,
+        precision=choose_precision(device, args.fast),
     )
     cfg = InferenceConfig(
-        mem_freq=args.mem_freq, top_k=args.top_k, amp=args.amp, prob_dtype="float32"
+        mem_freq=args.mem_freq, top_k=args.top_k, fast=args.fast, prob_dtype="float32"
     )
     resolution = None if args.resolution < 0 else args.resolution
     output = Path(args.output)

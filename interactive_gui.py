@@ -36,7 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mem_freq", "--mem_every", dest="mem_freq", type=int, default=5,
                    help="a propagated frame joins memory every N frames")  # fmt: skip
     p.add_argument("--mem_profile", type=int, default=0, help="accepted for compatibility")
-    p.add_argument("--no_amp", action="store_true", help="no fp16 autocast on CUDA")
+    p.add_argument("--fast", action="store_true",
+                   help="faster, >= 99%% of mask pixels equal to the default fp32: bf16 on CPUs "
+                   "with bf16 units, fp16 autocast on CUDA (see README, Speed)")  # fmt: skip
+    p.add_argument("--no_amp", action="store_true",
+                   help="accepted for compatibility: fp32 is the default, --fast turns AMP on")
     p.add_argument("--device", default="auto", help="auto | cuda | mps | cpu")
     # Weight defaults are None: gui.app resolves them in the weights folder (model.weights),
     # which --weights_dir can change, so they cannot be fixed when the parser is built.

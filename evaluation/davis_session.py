@@ -41,7 +41,7 @@ PROPAGATE_AT = (2, 5, 7)
 SCRIBBLE_IGNORE = -1  # scribbles2mask's value where nothing was drawn
 # The original's rules throughout (re-interactions appended), so scores compare with the paper.
 EVAL_CONFIG = InferenceConfig(
-    mem_freq=5, top_k=20, amp=False, prob_dtype="float32", reinteraction="append"
+    mem_freq=5, top_k=20, prob_dtype="float32", reinteraction="append"
 )
 
 
@@ -130,7 +130,7 @@ class DavisProcessor:
         only_t = {"sequence": scribbles["sequence"], "scribbles": [scribbles["scribbles"][t]]}
         labels = scribbles2mask(only_t, (height, width), default_value=SCRIBBLE_IGNORE)[0]
         prev = torch.from_numpy(self.project.padded_mask(t))
-        with inference_context(self.session.device, amp=False):
+        with inference_context(self.session.device, self.session.nets.precision.autocast):
             logits = scribble_logits(
                 self.nets.s2m,
                 self.session.image(t),

@@ -27,7 +27,7 @@ def options_from_args(args: argparse.Namespace) -> StartupOptions:
     return StartupOptions(
         video=args.video, images=args.images, masks=args.masks, output=args.output,
         num_objects=args.num_objects, resolution=args.resolution, mem_freq=args.mem_freq,
-        amp=not args.no_amp, prop_model=weight(args.prop_model, "stcn.pth"),
+        fast=args.fast, prop_model=weight(args.prop_model, "stcn.pth"),
         fusion_model=weight(args.fusion_model, "fusion_stcn.pth"),
         s2m_model=weight(args.s2m_model, "s2m.pth"), fbrs_model=weight(args.fbrs_model, "fbrs.pth"),
         full_masks=getattr(args, "full_masks", False), fps=getattr(args, "fps", None),

@@ -51,7 +51,8 @@ class InferenceWorker(QObject):
     @pyqtSlot(object)
     def run(self, job: object) -> None:
         try:
-            with inference_context(self.project.session.device, self.project.session.cfg.amp):
+            session = self.project.session
+            with inference_context(session.device, session.nets.precision.autocast):
                 self._dispatch(job)
         except Exception as exc:  # noqa: BLE001 - report at the thread boundary, keep running
             log.exception("job %r failed", job)

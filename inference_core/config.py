@@ -9,7 +9,9 @@ from dataclasses import dataclass
 class InferenceConfig:
     """mem_freq: a propagated frame joins the pass's memory every `mem_freq` frames.
 
-    top_k: memory entries read per query position. amp: fp16 autocast (CUDA only; fp32 elsewhere).
+    top_k: memory entries read per query position. fast: the networks' fast precision mode
+    (model/precision.py: bf16 + channels-last on CPUs with bf16 units, fp16 autocast on CUDA;
+    >= 99 % of mask pixels equal to fp32); False = fp32, within the original's parity.
     prob_dtype: precision of stored soft probabilities ("float16" halves RAM; "float32" is exact).
     feature_cache / image_cache: frames whose encoder outputs / normalised images stay on device.
     max_pass_memory: at most this many propagated frames in a pass's memory (the oldest leave
@@ -23,7 +25,7 @@ class InferenceConfig:
 
     mem_freq: int = 5
     top_k: int = 20
-    amp: bool = False
+    fast: bool = False
     prob_dtype: str = "float16"
     feature_cache: int = 4
     image_cache: int = 4

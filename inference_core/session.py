@@ -22,7 +22,7 @@ from inference_core.memory_bank import MemoryBank
 from inference_core.observer import FusionDetails, RoundObserver
 from inference_core.results import ResultStore
 from model.aggregate import aggregate_wbg
-from model.build import Networks
+from model.build import Networks, networks_for
 from model.normalize import normalize_frames
 from model.stcn import KeyFeatures
 from util.device import inference_context
@@ -45,10 +45,10 @@ class Session:
         cfg.result_ram_budget (default: a temporary folder; see result_storage.py)."""
         if num_objects < 1:
             raise ValueError(f"num_objects must be >= 1, got {num_objects}")
-        self.nets = nets
+        self.cfg = cfg or InferenceConfig()
+        self.nets = networks_for(nets, self.cfg.fast)
         self.frames = frames
         self.num_objects = num_objects
-        self.cfg = cfg or InferenceConfig()
         self.observer = observer or RoundObserver()
         self.device = nets.device
         h, w = frames.size
@@ -89,7 +89,7 @@ class Session:
         return self._features.get(t)
 
     def _context(self):
-        return inference_context(self.device, self.cfg.amp)
+        return inference_context(self.device, self.nets.precision.autocast)
 
     def _prob_tensor(self, t: int) -> torch.Tensor:
         return torch.from_numpy(self.results.prob(t)).unsqueeze(1).to(self.device)

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.fused_ops import conv_bn_add, conv_bn_relu, conv_relu
+
 
 class ResBlock(nn.Module):
     """Pre-activation residual block without BN: x' = shortcut(x) + conv2(relu(conv1(relu(x))))."""
@@ -21,10 +23,49 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        r = self.conv2(F.relu(self.conv1(F.relu(x))))
+        h = conv_relu(self.conv1, F.relu(x))
         if self.downsample is not None:
             x = self.downsample(x)
-        return x + r
+        return conv_bn_add(self.conv2, nn.Identity(), h, x, relu=False)  # x + conv2(h)
+
+    def forward_split(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """forward(cat([a, b.expand(K)], dim=1)) for a (K,Ca,h,w) and b (1,Cb,h,w) shared by all
+        K items, without computing b's part K times (b with K items: the plain path).
+
+        ReLU acts per channel and a convolution over concatenated channels is the sum of
+        convolutions over each part, so conv(relu(cat[a, b])) = conv_a(relu(a)) + conv_b(relu(b)):
+        the same numbers up to float summation order. Needs a width-changing block.
+        """
+        if self.downsample is None:
+            raise ValueError("forward_split needs a block with a projection shortcut")
+        split = a.shape[1]
+        if a.shape[0] == 1 or b.shape[0] != 1:  # nothing shared: the plain path
+            return self.forward(torch.cat([a, b.expand(a.shape[0], -1, -1, -1)], dim=1))
+        ra, rb = F.relu(a), F.relu(b)
+        conv1 = _conv_parts(self.conv1, split)
+        down = _conv_parts(self.downsample, split)
+        h = F.conv2d(ra, conv1[0], None, padding=1) + F.conv2d(rb, conv1[1], conv1[2], padding=1)
+        x = F.conv2d(a, down[0], None, padding=1) + F.conv2d(b, down[1], down[2], padding=1)
+        return conv_bn_add(self.conv2, nn.Identity(), F.relu(h), x, relu=False)
+
+
+def _conv_parts(conv: nn.Conv2d, split: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """conv's weight split at input channel `split` (each part contiguous in the weight's own
+    memory format) and its bias; cached on the module until the weight changes."""
+    w = conv.weight
+    key = (w.data_ptr(), w.dtype, w.device, w._version, split)
+    cached = getattr(conv, "_split_parts", None)
+    if cached is None or cached[0] != key:
+        nhwc = w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+        fmt = torch.channels_last if nhwc else torch.contiguous_format
+        parts = (
+            w[:, :split].contiguous(memory_format=fmt),
+            w[:, split:].contiguous(memory_format=fmt),
+            conv.bias,
+        )
+        cached = (key, parts)
+        conv._split_parts = cached
+    return cached[1]
 
 
 class _ChannelGate(nn.Module):
@@ -107,7 +148,6 @@ class BiasedBasicBlock(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = conv_bn_relu(self.conv1, self.bn1, x)
         shortcut = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + shortcut)
+        return conv_bn_add(self.conv2, self.bn2, out, shortcut, relu=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from model.fused_ops import conv_bn_add, conv_relu
+from model.precision import compute_dtype
 
 
 def _conv3(in_channels: int, out_channels: int) -> nn.Conv2d:
@@ -32,12 +34,16 @@ class FusionNet(nn.Module):
     ) -> torch.Tensor:
         """image (B,3,H,W); prev/curr prob (B,1,H,W); attention (B,2,H,W); dist (B,2) = [n_c, n_r].
 
-        Returns logits (B,1,H,W).
+        Returns float32 logits (B,1,H,W); computed in the weights' dtype. All B objects in one
+        batched call.
         """
         b, _, h, w = image.shape
+        dtype = compute_dtype(self)
         dist_map = dist.view(-1, 2, 1, 1).expand(b, 2, h, w)
-        x = torch.cat([image, prev_prob, curr_prob, attention, dist_map], dim=1)
-        x = self.conv1(x)
-        x = F.relu(x + self.conv2(x))
-        x = F.relu(x + self.conv3(x))
-        return self.final_conv(x)
+        parts = [image, prev_prob, curr_prob, attention, dist_map]
+        x = torch.cat([p.to(dtype) for p in parts], dim=1)
+        x = conv_relu(self.conv1[0], x)
+        # relu(x + conv2(x)) with conv2 = (conv, relu, conv): ReLUs and adds fused into the convs
+        for block in (self.conv2, self.conv3):
+            x = conv_bn_add(block[2], nn.Identity(), conv_relu(block[0], x), x, relu=True)
+        return self.final_conv(x).float()

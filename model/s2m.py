@@ -9,7 +9,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.fused_ops import conv_bn_relu
+from model.precision import compute_dtype
 from model.resnet_parts import bottleneck_stage
+
+
+class ConvBNReLU(nn.Sequential):
+    """conv, BN, ReLU (children 0, 1, 2: the checkpoint's names), then any `tail` modules.
+
+    A Sequential so the names stay those of the original's nn.Sequential; its forward runs the
+    conv with its ReLU in one pass once BN is folded (model/fused_ops.py).
+    """
+
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel: int = 1, dilation: int = 1, tail=()
+    ) -> None:
+        pad = dilation * (kernel // 2)
+        conv = nn.Conv2d(in_ch, out_ch, kernel, padding=pad, dilation=dilation, bias=False)
+        super().__init__(conv, nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True), *tail)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = conv_bn_relu(self[0], self[1], x)
+        for module in list(self)[3:]:
+            x = module(x)
+        return x
 
 
 def _conv_bn_relu(in_ch: int, out_ch: int, kernel: int = 1, dilation: int = 1) -> list[nn.Module]:
@@ -34,7 +57,7 @@ class S2MBackbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (low-level layer1 features at 1/4, layer4 features at 1/16)."""
-        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(conv_bn_relu(self.conv1, self.bn1, x))
         low = self.layer1(x)
         return low, self.layer4(self.layer3(self.layer2(low)))
 
@@ -51,11 +74,11 @@ class ASPPPooling(nn.Sequential):
 class ASPP(nn.Module):
     def __init__(self, in_ch: int, rates: tuple[int, int, int] = (6, 12, 18), out_ch: int = 256):
         super().__init__()
-        branches = [nn.Sequential(*_conv_bn_relu(in_ch, out_ch))]
-        branches += [nn.Sequential(*_conv_bn_relu(in_ch, out_ch, 3, r)) for r in rates]
+        branches = [ConvBNReLU(in_ch, out_ch)]
+        branches += [ConvBNReLU(in_ch, out_ch, 3, r) for r in rates]
         branches.append(ASPPPooling(in_ch, out_ch))
         self.convs = nn.ModuleList(branches)
-        self.project = nn.Sequential(*_conv_bn_relu(5 * out_ch, out_ch), nn.Dropout(0.1))
+        self.project = ConvBNReLU(5 * out_ch, out_ch, tail=[nn.Dropout(0.1)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.project(torch.cat([branch(x) for branch in self.convs], dim=1))
@@ -64,9 +87,9 @@ class ASPP(nn.Module):
 class DeepLabHeadV3Plus(nn.Module):
     def __init__(self, low_ch: int = 256, high_ch: int = 2048, num_classes: int = 1) -> None:
         super().__init__()
-        self.project = nn.Sequential(*_conv_bn_relu(low_ch, 48))
+        self.project = ConvBNReLU(low_ch, 48)
         self.aspp = ASPP(high_ch)
-        self.classifier = nn.Sequential(*_conv_bn_relu(304, 256, 3), nn.Conv2d(256, num_classes, 1))
+        self.classifier = ConvBNReLU(304, 256, 3, tail=[nn.Conv2d(256, num_classes, 1)])
 
     def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         low = self.project(low)
@@ -85,6 +108,7 @@ class S2MNetwork(nn.Module):
         self.classifier = DeepLabHeadV3Plus()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        low, high = self.backbone(x)
-        logits = self.classifier(low, high)
+        """x (B,6,H,W) -> float32 logits (B,1,H,W); computed in the weights' dtype."""
+        low, high = self.backbone(x.to(compute_dtype(self)))
+        logits = self.classifier(low, high).float()
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)

@@ -13,7 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.blocks import BiasedBasicBlock, FeatureFusionBlock, ResBlock
+from model.fused_ops import conv_bn_add, conv_bn_relu
 from model.memory_read import difference_attention, memory_affinity, readout
+from model.precision import compute_dtype
 from model.resnet_parts import bottleneck_stage
 
 KEY_DIM = 64
@@ -44,7 +46,7 @@ class KeyEncoder(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """image (B,3,H,W) -> (f16, f8, f4)."""
-        x = self.maxpool(F.relu(self.bn1(self.conv1(image))))
+        x = self.maxpool(conv_bn_relu(self.conv1, self.bn1, image))
         f4 = self.res2(x)
         f8 = self.layer2(f4)
         f16 = self.layer3(f8)
@@ -69,7 +71,7 @@ class ValueEncoder(nn.Module):
     ) -> torch.Tensor:
         """All inputs batched over objects: image (K,3,H,W), masks (K,1,H,W) -> (K,512,h,w)."""
         x = torch.cat([image, mask, others], dim=1)
-        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(conv_bn_relu(self.conv1, self.bn1, x))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fuser(x, key_f16)
 
@@ -92,8 +94,9 @@ class UpsampleBlock(nn.Module):
         self.out_conv = ResBlock(up_channels, out_channels)
 
     def forward(self, skip: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
-        x = self.skip_conv(skip)
-        x = x + F.interpolate(up, scale_factor=2, mode="bilinear", align_corners=False)
+        up = F.interpolate(up, scale_factor=2, mode="bilinear", align_corners=False)
+        # skip_conv(skip) + up; one fused pass when skip and up have the same batch
+        x = conv_bn_add(self.skip_conv, nn.Identity(), skip, up.to(skip.dtype), relu=False)
         return self.out_conv(x)
 
 
@@ -105,12 +108,21 @@ class Decoder(nn.Module):
         self.up_8_4 = UpsampleBlock(256, 256, 256)
         self.pred = nn.Conv2d(256, 1, 3, padding=1)
 
-    def forward(self, f16: torch.Tensor, f8: torch.Tensor, f4: torch.Tensor) -> torch.Tensor:
-        """f16 (K,1024,h,w), skips (1 or K, C, ...) -> logits (K,1,H,W)."""
-        x = self.compress(f16)
+    def forward(
+        self, mem_out: torch.Tensor, f16_thin: torch.Tensor, f8: torch.Tensor, f4: torch.Tensor
+    ) -> torch.Tensor:
+        """mem_out (K,512,h,w) per object, f16_thin (1,512,h,w) and skips f8, f4 (1,C,..) shared
+        by all objects -> float32 logits (K,1,H,W).
+
+        The original decodes cat([mem_out, f16_thin]) (1024 channels); the query half of the
+        first convolutions is computed once for all K objects (ResBlock.forward_split), and the
+        skip convolutions run once on the (1,C,...) skips and broadcast: all K objects in one
+        batched call, no per-object work that does not depend on the object.
+        """
+        x = self.compress.forward_split(mem_out, f16_thin)
         x = self.up_16_8(f8, x)
         x = self.up_8_4(f4, x)
-        x = self.pred(F.relu(x))
+        x = self.pred(F.relu(x)).float()  # upsampled in float32 in every precision mode
         return F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
 
 
@@ -134,20 +146,22 @@ class PropagationNetwork(nn.Module):
         self.decoder = Decoder()
 
     def encode_key(self, image: torch.Tensor) -> KeyFeatures:
-        """image (B,3,H,W), normalised and padded."""
-        f16, f8, f4 = self.key_encoder(image)
+        """image (B,3,H,W), normalised and padded -> features in the network's dtype."""
+        f16, f8, f4 = self.key_encoder(image.to(compute_dtype(self)))
         return KeyFeatures(self.key_proj(f16), self.key_comp(f16), f16, f8, f4)
 
     def encode_value(
         self, image: torch.Tensor, key_f16: torch.Tensor, masks: torch.Tensor
     ) -> torch.Tensor:
-        """image (1,3,H,W), key_f16 (1,1024,h,w), masks (K,1,H,W) -> values (K,512,1,h,w)."""
+        """image (1,3,H,W), key_f16 (1,1024,h,w), masks (K,1,H,W) float32 probabilities
+        -> values (K,512,1,h,w) in the network's dtype. All K objects in one batched call."""
         num_objects = masks.shape[0]
+        dtype = compute_dtype(self)
         value = self.value_encoder(
-            image.expand(num_objects, -1, -1, -1),
-            key_f16.expand(num_objects, -1, -1, -1),
-            masks,
-            others_channel(masks),
+            image.to(dtype).expand(num_objects, -1, -1, -1),
+            key_f16.to(dtype).expand(num_objects, -1, -1, -1),
+            masks.to(dtype),
+            others_channel(masks.float()).to(dtype),
         )
         return value.unsqueeze(2)
 
@@ -156,13 +170,14 @@ class PropagationNetwork(nn.Module):
     ) -> torch.Tensor:
         """Read memory for a query frame and decode: mem_k (1,64,T,h,w), mem_v (K,512,T,h,w).
 
-        Returns per-object probabilities (K,1,H,W) in [0, 1], before aggregation.
+        Returns per-object float32 probabilities (K,1,H,W) in [0, 1], before aggregation.
+        The affinity and its top-k softmax are float32 in every precision mode.
         """
-        affinity = memory_affinity(mem_k, query.k16, top_k or self.top_k)
-        mem_out = readout(affinity, mem_v)  # K,512,h,w
-        num_objects = mem_out.shape[0]
-        x = torch.cat([mem_out, query.f16_thin.expand(num_objects, -1, -1, -1)], dim=1)
-        return torch.sigmoid(self.decoder(x, query.f8, query.f4))
+        affinity = memory_affinity(mem_k.float(), query.k16.float(), top_k or self.top_k)
+        mem_out = readout(affinity.to(mem_v.dtype), mem_v)  # K,512,h,w
+        dtype = compute_dtype(self)
+        logits = self.decoder(mem_out.to(dtype), query.f16_thin, query.f8, query.f4)
+        return torch.sigmoid(logits)
 
     def get_attention(
         self,
@@ -171,5 +186,5 @@ class PropagationNetwork(nn.Module):
         neg_diff: torch.Tensor,
         query_k16: torch.Tensor,
     ) -> torch.Tensor:
-        """Difference maps of the interacted frame aligned to the query: (K+1,2,H,W)."""
-        return difference_attention(mem_k, query_k16, pos_diff, neg_diff)
+        """Difference maps of the interacted frame aligned to the query: (K+1,2,H,W) float32."""
+        return difference_attention(mem_k.float(), query_k16.float(), pos_diff, neg_diff)

@@ -30,26 +30,33 @@ def _same_weights(a: torch.nn.Module, sd: dict) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("schema", "loader"),
-    [("stcn", load_prop_net), ("fusion_stcn", load_fusion_net), ("s2m", load_s2m)],
+    ("schema", "spec", "loader"),
+    [
+        ("stcn", PROPAGATION, load_prop_net),
+        ("fusion_stcn", FUSION, load_fusion_net),
+        ("s2m", S2M, load_s2m),
+    ],
 )
-def test_synthetic_official_layout_loads_strictly(synthetic_checkpoints, schema, loader):
+def test_synthetic_official_layout_loads_strictly(synthetic_checkpoints, schema, spec, loader):
     path = synthetic_checkpoints[schema]
-    net = loader(path, "cpu")
+    # The checkpoint's own modules (precision None) hold exactly the file's tensors ...
+    net = load_network(spec, path, "cpu")
     assert not net.training
     assert _same_weights(net, torch.load(path, weights_only=True))
+    # ... and the inference loader (batch norm folded) reads the same file strictly.
+    assert not loader(path, "cpu").training
 
 
 def test_roundtrip_of_own_random_weights(tmp_path, prop_sd):
     path = tmp_path / "stcn.pth"
     torch.save(prop_sd, path)
-    assert _same_weights(load_prop_net(path), prop_sd)
+    assert _same_weights(load_network(PROPAGATION, path), prop_sd)
 
 
 def test_dataparallel_prefix_is_stripped(tmp_path, prop_sd):
     path = tmp_path / "dp.pth"
     torch.save(collections.OrderedDict(("module." + k, v) for k, v in prop_sd.items()), path)
-    assert _same_weights(load_prop_net(path), prop_sd)
+    assert _same_weights(load_network(PROPAGATION, path), prop_sd)
 
 
 def test_four_channel_value_encoder_is_zero_padded(tmp_path, prop_sd):
@@ -57,7 +64,7 @@ def test_four_channel_value_encoder_is_zero_padded(tmp_path, prop_sd):
     old["value_encoder.conv1.weight"] = prop_sd["value_encoder.conv1.weight"][:, :4].clone()
     path = tmp_path / "old.pth"
     torch.save(old, path)
-    net = load_prop_net(path)
+    net = load_network(PROPAGATION, path)
     w = net.value_encoder.conv1.weight
     assert w.shape[1] == 5
     assert torch.equal(w[:, :4], old["value_encoder.conv1.weight"])
@@ -74,7 +81,7 @@ def test_missing_num_batches_tracked_is_accepted(tmp_path, prop_sd):
     trimmed = {k: v for k, v in prop_sd.items() if not k.endswith("num_batches_tracked")}
     path = tmp_path / "no_nbt.pth"
     torch.save(trimmed, path)
-    assert _same_weights(load_prop_net(path), prop_sd)
+    assert _same_weights(load_network(PROPAGATION, path), prop_sd)
 
 
 def test_truncated_file_is_named_and_explained(tmp_path, prop_sd):
@@ -144,7 +151,7 @@ def test_wrapped_state_dict_is_unwrapped(tmp_path):
     sd = S2M.factory().state_dict()
     path = tmp_path / "wrapped.pth"
     torch.save({"state_dict": sd, "it": torch.tensor(5)}, path)
-    assert _same_weights(load_s2m(path), sd)
+    assert _same_weights(load_network(S2M, path), sd)
 
 
 def _rename_keys(sd, old: str, new: str) -> dict:
@@ -184,4 +191,4 @@ def test_a_checkpoint_in_the_legacy_torch_format_loads(tmp_path, prop_sd):
     # Checkpoints saved by torch < 1.6 use the tar-based format; weights_only reads it too.
     path = tmp_path / "old.pth"
     torch.save(prop_sd, path, _use_new_zipfile_serialization=False)
-    assert _same_weights(load_prop_net(path), prop_sd)
+    assert _same_weights(load_network(PROPAGATION, path), prop_sd)

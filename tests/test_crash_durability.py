@@ -24,7 +24,7 @@ WORKER = textwrap.dedent(
     sys.path.insert(0, {repo!r})
     from workflow.open_project import StartupOptions, open_project
     opts = StartupOptions(video={video!r}, images=None, masks=None, output={out!r},
-                          num_objects=2, resolution=-1, mem_freq=5, amp=False,
+                          num_objects=2, resolution=-1, mem_freq=5, fast=False,
                           prop_model={prop!r}, fusion_model={fusion!r}, s2m_model=None)
     project, _ = open_project(opts, torch.device("cpu"))
     project.apply_stroke(0, "free", 2, [(10, 10), (40, 12)], 9)
@@ -41,7 +41,7 @@ WORKER = textwrap.dedent(
 def _options(video, out, weights, **extra) -> StartupOptions:
     return StartupOptions(
         video=str(video), images=None, masks=None, output=str(out), num_objects=None,
-        resolution=-1, mem_freq=5, amp=False, prop_model=str(weights / "stcn.pth"),
+        resolution=-1, mem_freq=5, fast=False, prop_model=str(weights / "stcn.pth"),
         fusion_model=str(weights / "fusion_stcn.pth"), s2m_model=None, **extra,
     )  # fmt: skip
 

@@ -142,7 +142,7 @@ def test_headless_rerun_is_identical_and_keeps_annotations_made_in_the_gui(asset
     # A person corrects frame 10 in the GUI's project (its opening path, no window)...
     opts = StartupOptions(
         video=None, images=str(frames), masks=None, output=str(out), num_objects=None,
-        resolution=-1, mem_freq=5, amp=False, prop_model=str(weights["stcn"]),
+        resolution=-1, mem_freq=5, fast=False, prop_model=str(weights["stcn"]),
         fusion_model=str(weights["fusion_stcn"]), s2m_model=None,
     )  # fmt: skip
     project, _ = open_project(opts, torch.device("cpu"))

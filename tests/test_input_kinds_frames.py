@@ -60,7 +60,7 @@ def _common(weights) -> list[str]:
 def _gui_options(weights, output: Path, **inputs) -> StartupOptions:
     return StartupOptions(
         video=inputs.get("video"), images=inputs.get("images"), masks=inputs.get("masks"),
-        output=str(output), num_objects=None, resolution=-1, mem_freq=5, amp=False,
+        output=str(output), num_objects=None, resolution=-1, mem_freq=5, fast=False,
         prop_model=str(weights["stcn"]), fusion_model=str(weights["fusion_stcn"]),
         s2m_model=None,
     )  # fmt: skip

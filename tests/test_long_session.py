@@ -73,7 +73,7 @@ def workspace(tmp_path):
     weights = write_weights(tmp_path)
     opts = StartupOptions(
         video=str(_write_video(tmp_path / "clip.mp4")), images=None, masks=None,
-        output=str(tmp_path / "out"), num_objects=2, resolution=-1, mem_freq=5, amp=False,
+        output=str(tmp_path / "out"), num_objects=2, resolution=-1, mem_freq=5, fast=False,
         prop_model=str(weights["stcn"]), fusion_model=str(weights["fusion_stcn"]),
         s2m_model=None, fbrs_model=None,
     )  # fmt: skip

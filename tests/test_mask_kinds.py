@@ -92,7 +92,7 @@ KINDS = {
 def _options(frames, masks, out, weights) -> StartupOptions:
     return StartupOptions(
         video=None, images=str(frames), masks=str(masks), output=str(out), num_objects=None,
-        resolution=-1, mem_freq=5, amp=False, prop_model=str(weights["stcn"]),
+        resolution=-1, mem_freq=5, fast=False, prop_model=str(weights["stcn"]),
         fusion_model=str(weights["fusion_stcn"]), s2m_model=None,
     )  # fmt: skip
 

@@ -84,7 +84,7 @@ def test_a_first_release_folder_opens_with_its_annotations_recovered(tmp_path):
     (out / LOG_FILE).write_text("".join(json.dumps(r) + "\n" for r in log))
     opts = StartupOptions(
         video=str(video), images=None, masks=None, output=str(out), num_objects=None,
-        resolution=-1, mem_freq=5, amp=False, prop_model=str(weights["stcn"]),
+        resolution=-1, mem_freq=5, fast=False, prop_model=str(weights["stcn"]),
         fusion_model=str(weights["fusion_stcn"]), s2m_model=None,
     )  # fmt: skip
     project, _ = open_project(opts, torch.device("cpu"))

@@ -63,8 +63,7 @@ class PropagationTrainModel(nn.Module):
         num_objects = mem_v.shape[1]
         mem_out = batched_read(mem_k, mem_v, feats.k16[:, t])
         rep = lambda x: x[:, t].repeat_interleave(num_objects, 0)  # noqa: E731
-        x = torch.cat([mem_out, rep(feats.f16_thin)], dim=1)
-        logits = self.net.decoder(x, rep(feats.f8), rep(feats.f4))
+        logits = self.net.decoder(mem_out, rep(feats.f16_thin), rep(feats.f8), rep(feats.f4))
         prob = torch.sigmoid(logits).view(-1, num_objects, *logits.shape[-2:])
         return prob * present[:, :, None, None].to(prob.dtype)
 

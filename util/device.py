@@ -33,12 +33,12 @@ def pick_device(preference: str | None = "auto") -> torch.device:
 
 
 @contextmanager
-def inference_context(device: torch.device, amp: bool = False) -> Iterator[None]:
-    """inference_mode plus fp16 autocast on CUDA when `amp`; both are thread-local.
+def inference_context(device: torch.device, autocast: torch.dtype | None = None) -> Iterator[None]:
+    """inference_mode plus autocast to `autocast` (e.g. torch.float16 on CUDA, the fast mode's
+    choice in model/precision.py) when given; both are thread-local.
 
     Enter it in the thread that computes (the worker), not around the GUI event loop.
     """
-    use_amp = amp and device.type == "cuda"
-    amp_ctx = torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext()
-    with torch.inference_mode(), amp_ctx:
+    ctx = torch.autocast(device.type, dtype=autocast) if autocast is not None else nullcontext()
+    with torch.inference_mode(), ctx:
         yield

@@ -37,6 +37,7 @@ from inference_core.session import Session
 from interact.frame_editor import FrameEditor
 from model.build import Networks, load_fusion_net, load_prop_net
 from model.checkpoint import CheckpointError
+from model.precision import choose_precision
 from model.weights import find_weight
 from util.cli import run_command
 from util.device import pick_device
@@ -79,7 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mem_freq", "--mem_every", dest="mem_freq", type=int, default=5)
     p.add_argument("--top_k", type=int, default=20)
     p.add_argument("--device", default="auto", help="auto | cuda | mps | cpu")
-    p.add_argument("--no_amp", action="store_true", help="no fp16 autocast on CUDA")
+    p.add_argument("--fast", action="store_true",
+                   help="faster, >= 99%% of mask pixels equal to the default fp32: bf16 on CPUs "
+                   "with bf16 units, fp16 autocast on CUDA (model/precision.py)")  # fmt: skip
+    p.add_argument(
+        "--no_amp",
+        action="store_true",
+        help="accepted for compatibility: fp32 is the default, --fast turns AMP on",
+    )
     # Found as the GUI finds them (model.weights.find_weight): $MIVOS_WEIGHTS, else the per-user
     # weights folder, else ./saves; so the command works from any current folder.
     for flag, filename in (("--prop_model", "stcn.pth"), ("--fusion_model", "fusion_stcn.pth")):
@@ -180,12 +188,15 @@ def open_item(args: argparse.Namespace) -> OpenedItem:
 
 def load_item_networks(args: argparse.Namespace, device: torch.device) -> Networks:
     """The propagation and fusion networks of --prop_model / --fusion_model on `device`
-    (CheckpointError naming a bad file). S2M is not needed to propagate given masks."""
+    (CheckpointError naming a bad file), in --fast's precision. S2M is not needed to propagate
+    given masks."""
+    fast = getattr(args, "fast", False)
     return Networks(
-        prop=load_prop_net(args.prop_model, device),
-        fusion=load_fusion_net(args.fusion_model, device),
+        prop=load_prop_net(args.prop_model, device, fast),
+        fusion=load_fusion_net(args.fusion_model, device, fast),
         s2m=None,
         device=device,
+        precision=choose_precision(device, fast),
     )
 
 
@@ -206,7 +217,8 @@ def propagate_item(
     OSError when masks could not be written, or what the workflow raises on bad masks.
     """
     frames, out_dir = item.frames, item.out_dir
-    cfg = InferenceConfig(mem_freq=args.mem_freq, top_k=args.top_k, amp=not args.no_amp)
+    fast = getattr(args, "fast", False)
+    cfg = InferenceConfig(mem_freq=args.mem_freq, top_k=args.top_k, fast=fast)
     session = Session(nets, frames, len(item.object_ids), cfg)
     editor = FrameEditor(len(item.object_ids), frames.size, session.pad)
     # No interaction log: nobody interacts (the log is for annotation-time studies).

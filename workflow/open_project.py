@@ -17,6 +17,7 @@ from model.build import Networks, load_fusion_net, load_prop_net, load_s2m
 from model.checkpoint import CheckpointError
 from model.fbrs.controller import ClickController
 from model.fbrs.load import load_fbrs
+from model.precision import choose_precision
 from model.weights import weight_spec
 from model.weights import weights_dir as default_weights_dir
 from util.device import inference_context
@@ -47,7 +48,7 @@ class StartupOptions:
     num_objects: int | None
     resolution: int
     mem_freq: int
-    amp: bool
+    fast: bool  # model/precision.py: bf16 on CPUs with bf16 units, fp16 autocast on CUDA
     prop_model: str
     fusion_model: str
     s2m_model: str | None
@@ -228,13 +229,16 @@ def open_project(opts: StartupOptions, device: torch.device) -> tuple[Project, b
     hint = project_object_ids(mask_dir, frames) if imports else []
     object_ids = resolve_object_ids(opts.num_objects, existing, imports, hint)
     num_objects = len(object_ids)
+    precision = choose_precision(device, opts.fast)
+    log.info("precision: %s", precision.describe())
     nets = Networks(
-        prop=load_prop_net(opts.prop_model, device),
-        fusion=load_fusion_net(opts.fusion_model, device),
-        s2m=load_s2m(opts.s2m_model, device) if has_s2m else None,
+        prop=load_prop_net(opts.prop_model, device, opts.fast),
+        fusion=load_fusion_net(opts.fusion_model, device, opts.fast),
+        s2m=load_s2m(opts.s2m_model, device, opts.fast) if has_s2m else None,
         device=device,
+        precision=precision,
     )
-    cfg = InferenceConfig(mem_freq=opts.mem_freq, amp=opts.amp)
+    cfg = InferenceConfig(mem_freq=opts.mem_freq, fast=opts.fast)
     # Long videos' results spill to a memory map beside the masks, not to a small /tmp.
     session = Session(nets, frames, num_objects, cfg, storage_dir=output / ".results")
     clicker, _ = _click_controller(opts, device)  # a problem is logged: the console shows it
@@ -248,7 +252,7 @@ def open_project(opts: StartupOptions, device: torch.device) -> tuple[Project, b
     if opts.fps is not None:
         project.fps = opts.fps  # else the source's own rate (Project.__init__)
     project.attach_writer(on_error=project.write_failed)
-    with inference_context(device, amp=False):
+    with inference_context(device, precision.autocast):
         restore(project, existing)
         imported = project.import_masks(imports)
     project.save_state()

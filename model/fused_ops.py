@@ -1,0 +1,74 @@
+"""Convolution with its ReLU and residual add in one pass (oneDNN post-ops), for inference.
+
+After batch norm is folded (model/fold_bn.py) most convolutions are followed by a ReLU and/or a
+residual add: separately these are extra passes over the activations (~10 % of a frame in bf16,
+bench/bench_speed.py). oneDNN applies them inside the convolution ("post-ops"); PyTorch exposes
+that as torch.ops.mkldnn._convolution_pointwise. The helpers below use it when it is valid (CPU,
+no autograd, matching dtypes and shapes, batch norm already folded) and otherwise compute the
+same thing op by op, so training and other devices are unaffected. fp32 results are identical
+to the unfused ops; bf16 ones round once instead of twice.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_POINTWISE = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None)
+
+
+def _fusable(conv: nn.Module, x: torch.Tensor, *others: torch.Tensor) -> bool:
+    """Whether oneDNN can run conv (+ post-ops) on x here, exactly as the plain ops would."""
+    if _POINTWISE is None or not isinstance(conv, nn.Conv2d) or x.device.type != "cpu":
+        return False
+    if torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad):
+        return False
+    if not torch.backends.mkldnn.is_available() or conv.padding_mode != "zeros":
+        return False
+    if isinstance(conv.padding, str) or x.dtype not in (torch.float32, torch.bfloat16):
+        return False
+    if conv.weight.dtype != x.dtype or x.dim() != 4:
+        return False
+    return all(o.dtype == x.dtype and o.shape[0] == x.shape[0] for o in others)
+
+
+def _args(conv: nn.Conv2d) -> tuple:
+    return (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
+
+
+def conv_bn_relu(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """relu(bn(conv(x))); one fused pass when bn is folded away (nn.Identity)."""
+    if isinstance(bn, nn.Identity) and _fusable(conv, x):
+        return _POINTWISE(x, conv.weight, conv.bias, *_args(conv), "relu", [], "")
+    return F.relu(bn(conv(x)))
+
+
+def conv_relu(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """relu(conv(x)) in one pass where possible."""
+    if _fusable(conv, x):
+        return _POINTWISE(x, conv.weight, conv.bias, *_args(conv), "relu", [], "")
+    return F.relu(conv(x))
+
+
+def conv_bn_add(
+    conv: nn.Module, bn: nn.Module, x: torch.Tensor, other: torch.Tensor, relu: bool
+) -> torch.Tensor:
+    """bn(conv(x)) + other, then ReLU when `relu`; one pass when bn is folded and `other` has
+    conv's output shape (a broadcast `other` takes the plain path)."""
+    if isinstance(bn, nn.Identity) and _fusable(conv, x, other):
+        out_shape = _output_shape(conv, x)
+        if tuple(other.shape) == out_shape:
+            unary = "relu" if relu else None
+            return _POINTWISE.binary(x, other, conv.weight, conv.bias, *_args(conv), "add", None,
+                                     unary, [], "")  # fmt: skip
+    y = bn(conv(x)) + other
+    return F.relu(y) if relu else y
+
+
+def _output_shape(conv: nn.Conv2d, x: torch.Tensor) -> tuple[int, ...]:
+    size = []
+    for i, n in enumerate(x.shape[-2:]):
+        k = conv.dilation[i] * (conv.kernel_size[i] - 1) + 1
+        size.append((n + 2 * conv.padding[i] - k) // conv.stride[i] + 1)
+    return (x.shape[0], conv.out_channels, *size)
