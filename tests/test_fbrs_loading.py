@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from model.checkpoint import CheckpointError
-from model.fbrs.load import load_fbrs, state_dict_fingerprint
+from model.fbrs.load import load_fbrs, read_fbrs, state_dict_fingerprint
 from model.fbrs.network import FBRSNetwork
 from tests.shared_assets import require, write_synthetic_checkpoint
 
@@ -46,16 +46,20 @@ def test_keys_and_order_match_the_schema(random_sd):
 
 def test_synthetic_checkpoint_loads_strictly(tmp_path):
     path = write_synthetic_checkpoint("fbrs", tmp_path / "fbrs.pth")
-    net = load_fbrs(path, "cpu")
+    # The checkpoint's own modules (read_fbrs) hold exactly the file's tensors ...
+    net = read_fbrs(path, "cpu")
     saved = torch.load(path, weights_only=True)
     for key, value in net.state_dict().items():
         # The tool saves scalar num_batches_tracked as 1-element vectors; torch accepts both.
         assert torch.equal(value.reshape(-1), saved[key].reshape(-1)), key
     assert not net.training and not any(p.requires_grad for p in net.parameters())
+    # ... and the inference loader (batch norm folded) reads the same file strictly.
+    prepared = load_fbrs(path, "cpu")
+    assert not prepared.training and not any(p.requires_grad for p in prepared.parameters())
 
 
 def test_random_init_round_trip(tmp_path, random_sd):
-    net = load_fbrs(_save(tmp_path, random_sd), torch.device("cpu"))
+    net = read_fbrs(_save(tmp_path, random_sd), torch.device("cpu"))
     assert state_dict_fingerprint(net.state_dict()) == state_dict_fingerprint(random_sd)
 
 
@@ -63,7 +67,7 @@ def test_release_like_file_without_num_batches_tracked_and_with_dropout(tmp_path
     sd = {k: v for k, v in random_sd.items() if not k.endswith("num_batches_tracked")}
     assert len(sd) == 346
     sd["aspp_dropout"] = torch.tensor(0.2)
-    net = load_fbrs(_save(tmp_path, sd), "cpu")
+    net = read_fbrs(_save(tmp_path, sd), "cpu")
     w = "feature_extractor.aspp.concurent.1.0.weight"
     assert torch.equal(net.state_dict()[w], random_sd[w])
 

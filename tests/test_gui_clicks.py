@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PyQt5.QtCore import Qt
 from PyQt5.QtTest import QTest
 
-from tests.fbrs_helpers import he_initialised_fbrs
+from tests.fbrs_helpers import write_he_checkpoint
 from tests.gui_helpers import open_window, widget_pos, write_clip, write_weights
 
 
 def _click_weights(path):
-    net = he_initialised_fbrs()
-    torch.save(net.state_dict(), path)
-    return path
+    return write_he_checkpoint(path)
 
 
 @pytest.fixture(scope="module")

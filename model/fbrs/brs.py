@@ -93,6 +93,11 @@ class BRSObjective:
                 t.clone() if t.is_inference() else t for t in (features, pos, neg)
             )
         self.size = (int(pos.shape[-2]), int(pos.shape[-1]))
+        # The loss only sees the click squares (a few hundred pixels): gather those once, so
+        # each evaluation's loss and its backward work on them instead of on 2 full frames.
+        with torch.inference_mode(False):
+            self._pos_idx, self._pos_w, self._pos_total = _support(self.pos)
+            self._neg_idx, self._neg_w, self._neg_total = _support(self.neg)
         self.settings = settings
         self.evaluations: list[Evaluation] = []
         self.best_f = float("inf")
@@ -108,26 +113,32 @@ class BRSObjective:
         keep = union > 0  # copies with nothing in either mask say nothing about convergence
         return float((inter[keep] / union[keep]).double().mean()) if keep.any() else float("nan")
 
+    def _click_terms(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1-p)*POS and p*NEG at the click-square pixels only (elsewhere they are 0)."""
+        flat = logits.reshape(-1)
+        pos_diff = (1 - torch.sigmoid(flat[self._pos_idx])) * self._pos_w
+        neg_diff = torch.sigmoid(flat[self._neg_idx]) * self._neg_w
+        return pos_diff, neg_diff
+
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """f and its float64 gradient at x (320,); zeros at an early stop (spec §6 step 5)."""
         st = self.settings
         # Gradients are needed even when the caller runs in inference mode (the GUI does).
         with torch.inference_mode(False), torch.enable_grad():
             xt = torch.tensor(np.asarray(x), dtype=torch.float32, device=self.features.device)
             xt.requires_grad_(True)
-            logits = apply_vector(self.net, self.features, xt, self.size).float()
-            prob = torch.sigmoid(logits)
-            pos_diff = (1 - prob) * self.pos
-            neg_diff = prob * self.neg
-            loss = (pos_diff**2).sum() / (self.pos.sum() + _EPS)
-            loss = loss + (neg_diff**2).sum() / (self.neg.sum() + _EPS)
+            logits = apply_vector(self.net, self.features, xt, self.size)
+            pos_diff, neg_diff = self._click_terms(logits)
+            loss = (pos_diff**2).sum() / (self._pos_total + _EPS)
+            loss = loss + (neg_diff**2).sum() / (self._neg_total + _EPS)
             s, b = xt[:FEATURE_CH], xt[FEATURE_CH:]
             reg = st.reg_weight * (torch.sum(s**2) + st.reg_bias_weight * torch.sum(b**2))
             f = loss + reg
-            fmax = (float(pos_diff.detach().abs().max()), float(neg_diff.detach().abs().max()))
+            fmax = (_max_or_zero(pos_diff), _max_or_zero(neg_diff))
             stop = fmax[0] < st.prob_thresh and fmax[1] < st.prob_thresh
             iou = -1.0
             if not stop:
-                mask = prob.detach() > st.prob_thresh
+                mask = torch.sigmoid(logits.detach()) > st.prob_thresh
                 iou = self._iou_with_previous(mask)
                 stop = iou > 1 - st.min_iou_diff
                 if not stop:
@@ -135,8 +146,9 @@ class BRSObjective:
             if stop:
                 grad = np.zeros(2 * FEATURE_CH, dtype=np.float64)
             else:
-                f.backward()
-                grad = xt.grad.detach().cpu().double().numpy()
+                # Only x's gradient is wanted: autograd.grad skips accumulating into .grad.
+                (g,) = torch.autograd.grad(f, xt)
+                grad = g.detach().cpu().double().numpy()
         value = float(f.detach())
         if self.best_logits is None or value < self.best_f:
             self.best_f, self.best_logits = value, logits.detach()
@@ -144,6 +156,19 @@ class BRSObjective:
         x64 = np.asarray(x, dtype=np.float64).copy()
         self.evaluations.append(Evaluation(x64, value, grad, stop, fmax, iou))
         return value, grad
+
+
+def _support(squares: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """squares (2,1,h,w) -> flat indices of its non-zero pixels, their values, and the sum of
+    all pixels (float32, summed over the full map as the loss's denominator always was)."""
+    flat = squares.reshape(-1)
+    idx = torch.nonzero(flat).squeeze(1)
+    return idx, flat[idx], squares.sum()
+
+
+def _max_or_zero(values: torch.Tensor) -> float:
+    # The full-frame maximum includes the zeros outside the squares (and every term is >= 0).
+    return float(values.detach().abs().max()) if values.numel() else 0.0
 
 
 class _ReplayExhausted(Exception):

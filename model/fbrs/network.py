@@ -5,6 +5,10 @@ DeepLabV3+ decoder of width 128. Module names reproduce the official state dict 
 (`feature_extractor.aspp.concurent...` really is spelled that way). Stride suffixes: c1 is at
 1/4 of the input, c4 at 1/8. The 160-channel decoder input `F` (ASPP output upsampled to c1
 size, concatenated with the projected skip) is where f-BRS-B inserts its scale and bias.
+
+Precision (model/precision.py, model/fbrs/load.py): the backbone computes in the dtype of its
+weights (bfloat16 in the CPU fast mode) and the two heads in theirs (float32 in every mode, see
+load.py); the public methods cast their inputs and return float32, so callers never see bf16.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.precision import compute_dtype
 from model.resnet_parts import bottleneck_stage
 
 DEEPLAB_CH = 128
@@ -176,22 +181,35 @@ class FBRSNetwork(nn.Module):
         self.head = _OutputHead()
 
     def _features(self, image: torch.Tensor, click_maps: torch.Tensor):
-        rgb = self.rgb_conv(torch.cat([image, click_maps.to(image.dtype)], dim=1))
+        dtype = compute_dtype(self.rgb_conv)
+        x = torch.cat([image.to(dtype), click_maps.to(dtype)], dim=1)
+        if x.device.type == "cpu":
+            # oneDNN runs NHWC convolutions without a layout reorder around every layer: 1.4x
+            # faster for this backbone in fp32 too (bench/bench_click.py), same numbers up to
+            # float rounding (parity green).
+            x = x.contiguous(memory_format=torch.channels_last)
+        rgb = self.rgb_conv(x)
         fe = self.feature_extractor
         c1, c4 = fe.backbone(rgb)
         context = _resize(fe.aspp(c4), c1.shape[-2:])
         return rgb, c4, torch.cat([context, fe.skip_project(c1)], dim=1)
 
     def features(self, image: torch.Tensor, click_maps: torch.Tensor) -> torch.Tensor:
-        """image (B,3,H,W) normalised, click_maps (B,2,H,W) tanh features -> F (B,160,H/4,W/4)."""
-        return self._features(image, click_maps)[2]
+        """image (B,3,H,W) normalised, click_maps (B,2,H,W) tanh features, any float dtype
+        -> F (B,160,H/4,W/4) float32 (computed in the backbone's dtype)."""
+        return self._features(image, click_maps)[2].float()
+
+    def head_dtype(self) -> torch.dtype:
+        """The dtype the decoder and output heads (what BRS differentiates) compute in."""
+        return compute_dtype(self.head)
 
     def head_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """F (B,160,h,w) -> logits (B,1,h,w) at stride 4 (decoder block, then output head)."""
-        return self.head(self.feature_extractor.head(features))
+        """F (B,160,h,w) -> logits (B,1,h,w) float32 at stride 4 (decoder block, output head)."""
+        x = features.to(self.head_dtype())
+        return self.head(self.feature_extractor.head(x)).float()
 
     def logits_from_features(self, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """F -> logits (B,1,*size), upsampled with align_corners=True."""
+        """F -> logits (B,1,*size) float32, upsampled with align_corners=True."""
         return _resize(self.head_logits(features), size)
 
     def forward(self, image: torch.Tensor, click_maps: torch.Tensor) -> torch.Tensor:
@@ -202,4 +220,7 @@ class FBRSNetwork(nn.Module):
         """The forward pass keeping its intermediate tensors."""
         rgb, c4, feats = self._features(image, click_maps)
         logits_f4 = self.head_logits(feats)
-        return Internals(rgb, c4, feats, logits_f4, _resize(logits_f4, image.shape[-2:]))
+        size = image.shape[-2:]
+        return Internals(
+            rgb.float(), c4.float(), feats.float(), logits_f4, _resize(logits_f4, size)
+        )

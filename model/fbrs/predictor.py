@@ -7,7 +7,8 @@ the original does not restore on undo either (it is recomputed while there are <
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,42 @@ from model.fbrs.network import FBRSNetwork
 from model.fbrs.transforms import Box, ChainState, TransformChain
 
 NORM_RADIUS = 260  # MiVOS' distance-map radius (pixels of the network input)
+FEATURE_CACHE_SIZE = 3  # F is 2x160xH/4xW/4 float32: <= 28 MB each at 444x800
+
+
+class FeatureCache:
+    """The last few F tensors of one session, keyed by what fully determines them.
+
+    F depends on the network input (the session's frame through the zoom crop and the size
+    limit) and on the click points: the click maps enter the network at its first layer
+    (early fusion), so no part of the backbone is shared between two different click sets.
+    What repeats exactly is a click set on a crop seen before: the redo after an undo
+    (FrameEditor re-runs the click), or the same click again. A hit returns the very tensor
+    computed then, so results are identical to recomputing. Cleared with the session.
+    """
+
+    def __init__(self, size: int = FEATURE_CACHE_SIZE) -> None:
+        self.size = size
+        self._entries: OrderedDict[Hashable, torch.Tensor] = OrderedDict()
+        self.hits = 0
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def get(self, key: Hashable) -> torch.Tensor | None:
+        feats = self._entries.get(key)
+        if feats is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return feats
+
+    def put(self, key: Hashable, feats: torch.Tensor) -> None:
+        if self.size <= 0:
+            return
+        self._entries[key] = feats
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -58,8 +95,10 @@ class FBRSPredictor:
         optimize_after_n_clicks: int = 1,
         net_clicks_limit: int = NET_CLICKS_LIMIT,
         transforms: TransformChain | None = None,
+        feature_cache_size: int = FEATURE_CACHE_SIZE,
     ) -> None:
-        """Defaults are MiVOS' settings; tests may pass a smaller zoom or a shorter L-BFGS."""
+        """Defaults are MiVOS' settings; tests may pass a smaller zoom or a shorter L-BFGS.
+        feature_cache_size 0 turns the feature cache off (tests compare with it on)."""
         self.net = net
         self.settings = settings or BRSSettings()
         self.norm_radius = norm_radius
@@ -68,6 +107,7 @@ class FBRSPredictor:
         self.transforms = transforms or TransformChain()
         self.brs_x = zero_vector()
         self._features: torch.Tensor | None = None
+        self.feature_cache = FeatureCache(feature_cache_size)
         self.last: PredictionRecord | None = None
 
     def reset(self) -> None:
@@ -75,6 +115,7 @@ class FBRSPredictor:
         self.transforms.reset()
         self.brs_x = zero_vector()
         self._features = None
+        self.feature_cache.clear()  # keys are only meaningful for one session's frame
         self.last = None
 
     def get_state(self) -> PredictorState:
@@ -91,6 +132,17 @@ class FBRSPredictor:
             neg = torch.from_numpy(np.stack([n for _, n in maps])[:, None]).to(like.device)
         return pos, neg
 
+    def _compute_features(self, batch: torch.Tensor, points: torch.Tensor, size) -> torch.Tensor:
+        """F (2,160,h/4,w/4) float32 for the network input batch (2,3,h,w) and points (2,2P,2)."""
+        key = (self.transforms.zoom.input_roi, size, points.cpu().numpy().tobytes())
+        feats = self.feature_cache.get(key)
+        if feats is None:
+            maps = click_maps(points, *size, self.norm_radius)
+            with torch.no_grad():
+                feats = self.net.features(batch, maps)
+            self.feature_cache.put(key, feats)
+        return feats
+
     def predict(
         self,
         image: torch.Tensor,
@@ -105,9 +157,7 @@ class FBRSPredictor:
         points = points_tensor(lists, self.net_clicks_limit, device=image.device)
         recompute = self._features is None or changed or len(clicks) <= self.net_clicks_limit
         if recompute:
-            maps = click_maps(points, *size, self.norm_radius)
-            with torch.no_grad():
-                self._features = self.net.features(batch, maps)
+            self._features = self._compute_features(batch, points, size)
         pos, neg = self._click_squares(lists, size, image)
         brs, x0 = None, None
         if len(clicks) > self.optimize_after_n_clicks:

@@ -114,6 +114,7 @@ class ZoomIn:
         self.prob_thresh = prob_thresh
         self.state = ZoomState()
         self.image_changed = False
+        self.input_roi: Box | None = None  # the crop the last forward returned (None: frame)
 
     def reset(self) -> None:
         self.state = ZoomState()
@@ -145,6 +146,7 @@ class ZoomIn:
     def forward(self, image: torch.Tensor, clicks_lists: ClickLists):
         """(1,3,H,W) frame -> crop (or the frame itself) and the clicks mapped into it."""
         self.image_changed = False
+        self.input_roi = None
         clicks = clicks_lists[0]
         frame_hw = (int(image.shape[-2]), int(image.shape[-1]))
         self.state.frame_hw = frame_hw
@@ -161,6 +163,7 @@ class ZoomIn:
             self.state.roi_image = crop_resize(image, box, out_hw)
             self.image_changed = True
         crop = self.state.roi_image
+        self.input_roi = self.state.roi
         out_hw = (int(crop.shape[-2]), int(crop.shape[-1]))
         return crop, [map_clicks(cl, self.state.roi, out_hw) for cl in clicks_lists]
 
