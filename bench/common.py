@@ -18,12 +18,12 @@ from model.build import Networks, load_networks  # noqa: E402
 from util.memory import process_rss_bytes  # noqa: E402
 
 
-def networks(device: str = "cpu") -> Networks:
-    """The official layout with synthetic weights (../shared's tool when present, else random)."""
+def weight_files() -> list[Path] | None:
+    """stcn/fusion_stcn/s2m .pth with synthetic weights in a temporary folder (the official
+    layout and statistics, from ../shared's tool), or None where ../shared is absent."""
     synth = REPO.parent / "shared" / "tools" / "synth_weights.py"
     if not synth.is_file():
-        torch.manual_seed(0)
-        return load_networks(None, None, None, device)
+        return None
     sys.path.insert(0, str(synth.parent))
     from synth_weights import synth_state_dict  # noqa: PLC0415
 
@@ -33,7 +33,17 @@ def networks(device: str = "cpu") -> Networks:
         schema = REPO.parent / "shared" / "checkpoints" / "schema" / f"{name}.json"
         torch.save(synth_state_dict(str(schema)), folder / f"{name}.pth")
         paths.append(folder / f"{name}.pth")
-    return load_networks(*paths, device)
+    return paths
+
+
+def networks(device: str = "cpu", fast: bool = False, paths: list[Path] | None = None) -> Networks:
+    """The official layout with synthetic weights (../shared's tool when present, else random),
+    prepared for inference in fp32 or the fast mode (model/precision.py)."""
+    paths = paths or weight_files()
+    if paths is None:
+        torch.manual_seed(0)
+        return load_networks(None, None, None, device, fast=fast)
+    return load_networks(*paths, device, fast=fast)
 
 
 def frames(count: int, height: int = 480, width: int = 854, seed: int = 0) -> np.ndarray:
@@ -78,4 +88,4 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
-__all__ = ["networks", "frames", "write_video", "first_mask", "gib", "Timer", "process_rss_bytes"]
+__all__ = ["networks", "weight_files", "frames", "write_video", "first_mask", "gib", "Timer", "process_rss_bytes"]

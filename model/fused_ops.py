@@ -30,6 +30,10 @@ def _fusable(conv: nn.Module, x: torch.Tensor, *others: torch.Tensor) -> bool:
         return False
     if conv.weight.dtype != x.dtype or x.dim() != 4:
         return False
+    # oneDNN's bf16 post-ops exist only for channels-last data ("Unsupported datatype for
+    # add_relu: BFloat16" otherwise)
+    if x.dtype == torch.bfloat16 and not x.is_contiguous(memory_format=torch.channels_last):
+        return False
     return all(o.dtype == x.dtype and o.shape[0] == x.shape[0] for o in others)
 
 

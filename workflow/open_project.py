@@ -155,7 +155,7 @@ def _click_controller(
         reason = f"{opts.fbrs_model} not found: clicks are disabled"
     else:
         try:
-            return ClickController(load_fbrs(opts.fbrs_model, device)), ""
+            return ClickController(load_fbrs(opts.fbrs_model, device, opts.fast)), ""
         except CheckpointError as exc:
             reason = f"clicks are disabled: {exc}"
     log.warning("%s", reason)
