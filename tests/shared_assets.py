@@ -5,8 +5,11 @@ Tests that need it skip with a reason when it is absent, so a bare clone still r
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,8 +36,25 @@ def synth_module():
     return module
 
 
+_GENERATED: dict[tuple[str, int], Path] = {}
+
+
+def _generated(schema: str, salt: int) -> Path:
+    """The synthetic checkpoint for (schema, salt), made once per test process: making one
+    (hundreds of MB for stcn and s2m) costs seconds, copying it a fraction of that."""
+    key = (schema, salt)
+    if key not in _GENERATED:
+        folder = Path(tempfile.mkdtemp(prefix="mivos-test-synthetic-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        schema_path = require(f"checkpoints/schema/{schema}.json")
+        sd = synth_module().synth_state_dict(str(schema_path), salt)
+        torch.save(sd, folder / f"{schema}.pth")
+        _GENERATED[key] = folder / f"{schema}.pth"
+    return _GENERATED[key]
+
+
 def write_synthetic_checkpoint(schema: str, out: Path, salt: int = 0) -> Path:
-    """torch.save a synthetic state dict for `schema` (e.g. 'stcn') to `out`."""
-    sd = synth_module().synth_state_dict(str(require(f"checkpoints/schema/{schema}.json")), salt)
-    torch.save(sd, out)
+    """Write the synthetic checkpoint for `schema` (e.g. 'stcn') to `out` (a copy: the caller
+    may change it) and return `out`."""
+    shutil.copyfile(_generated(schema, salt), out)
     return out
