@@ -121,6 +121,7 @@ fi
 # Only the files that hold cuda tests are collected: the others import modules (PyQt5) a GPU
 # machine may lack, and a collection error would stop the run.
 mapfile -t cuda_files < <(grep -lE "mark\.cuda|cuda_test" tests/test_*.py)
+[ "${#cuda_files[@]}" -gt 0 ] || cuda_files=(tests/test_cuda.py)
 step pytest_cuda 300 "$PY" -m pytest -m cuda -rs -v -p no:cacheprovider "${cuda_files[@]}"
 if [ "$cuda" -eq 0 ]; then
     save_logs

@@ -44,6 +44,7 @@ def test_p1_parity_replay_on_cuda_fp32(synthetic_checkpoints, tmp_path):
     default tolerances (the same ones the CPU replay meets)."""
     scenario = require("parity/P1.npz")
     checker = require("tools/check_parity.py")
+    pytest.importorskip("platformdirs", reason="platformdirs (requirements.txt) is not installed")
     out = tmp_path / "p1_cuda.npz"
     ck = synthetic_checkpoints
     cmd = [
