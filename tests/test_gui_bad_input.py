@@ -85,10 +85,10 @@ def _load_each_good_checkpoint_once(weights):
     for name in ("load_prop_net", "load_fusion_net", "load_s2m"):
         real, cache = getattr(workflow.open_project, name), {}
 
-        def load(path, device, real=real, cache=cache):
-            key = (str(path), str(device))
+        def load(path, device, fast=False, *, real=real, cache=cache):
+            key = (str(path), str(device), fast)
             if key not in cache:
-                cache[key] = real(path, device)
+                cache[key] = real(path, device, fast)
             return cache[key]
 
         patch.setattr(workflow.open_project, name, load)
