@@ -22,6 +22,9 @@ def _fusable(conv: nn.Module, x: torch.Tensor, *others: torch.Tensor) -> bool:
     """Whether oneDNN can run conv (+ post-ops) on x here, exactly as the plain ops would."""
     if _POINTWISE is None or not isinstance(conv, nn.Conv2d) or x.device.type != "cpu":
         return False
+    use_winograd = getattr(conv, "use_winograd", None)
+    if use_winograd is not None and use_winograd(x):
+        return False  # NNPACK's Winograd convolution beats oneDNN's fused one by far
     if torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad):
         return False
     if not torch.backends.mkldnn.is_available() or conv.padding_mode != "zeros":

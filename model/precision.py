@@ -1,7 +1,9 @@
 """How the networks compute: the default fp32 (parity with the original) or the fast mode.
 
-fp32 (default): float32 weights and activations, batch norm folded into the convolutions,
-channels-last on CUDA. Results stay within the parity tolerances of ../shared/parity.
+fp32 (default): float32 weights and activations, batch norm folded into the convolutions; on
+CPU the 3x3 convolutions run as NNPACK's Winograd (model/winograd.py), NCHW; on CUDA (and CPUs
+without NNPACK) the weights are channels-last. Results stay within the parity tolerances of
+../shared/parity.
 
 fast (`--fast`, InferenceConfig.fast): whatever this machine computes fastest at >= 99 % of mask
 pixels equal to fp32 (tests/test_speed_modes.py):
@@ -22,6 +24,7 @@ import torch
 from torch import nn
 
 from model.fold_bn import fold_batchnorm
+from model.winograd import nnpack_ready, use_winograd_convs
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ class Precision:
     channels_last: bool = False
     autocast: torch.dtype | None = None
     fast: bool = False
+    winograd: bool = False  # fp32 3x3 convolutions through NNPACK (model/winograd.py)
 
     def describe(self) -> str:
         """One line for logs and status bars, e.g. 'fast: bf16 + channels-last (CPU)'."""
@@ -58,7 +62,12 @@ def choose_precision(device: torch.device | str, fast: bool = False) -> Precisio
     device = torch.device(device)
     cuda = device.type == "cuda"
     if not fast:
-        return Precision("fp32" + (" + channels-last (CUDA)" if cuda else ""), channels_last=cuda)
+        if device.type == "cpu" and nnpack_ready():
+            # NNPACK wants NCHW; its Winograd 3x3 convolutions gain far more than NHWC does
+            return Precision("fp32 + Winograd 3x3 (NNPACK)", winograd=True)
+        # NHWC: cuDNN's fastest kernels; oneDNN's conv + add/ReLU post-ops on CPU
+        nhwc = device.type in ("cuda", "cpu")
+        return Precision("fp32 + channels-last" if nhwc else "fp32", channels_last=nhwc)
     if cuda:
         return Precision("fast: fp16 autocast + channels-last (CUDA)", torch.float32, True,
                          torch.float16, fast=True)  # fmt: skip
@@ -79,6 +88,8 @@ def prepare_for_inference(net: nn.Module, precision: Precision) -> nn.Module:
     fold_batchnorm(net)
     net.requires_grad_(False)
     net.to(precision.dtype)
+    if precision.winograd:
+        use_winograd_convs(net)
     if precision.channels_last:
         net.to(memory_format=torch.channels_last)
     return net

@@ -1,0 +1,78 @@
+"""3x3 convolutions through NNPACK's Winograd kernels (fp32, CPU), bundled with PyTorch.
+
+oneDNN computes fp32 convolutions directly and this CPU already runs them at its peak
+multiply-add rate (~200 GFLOP/s on 2 cores, PERFORMANCE.md), so fp32 can only get faster by
+doing fewer multiplications. NNPACK's Winograd F(6x6, 3x3) does ~5x fewer for a 3x3 stride-1
+convolution and measured 1.5-3x faster than oneDNN on the decoder's and encoders' 3x3 layers
+(bench/bench_speed.py). It is part of PyTorch (torch._nnpack_spatial_convolution), used by
+PyTorch itself for large batches; we call it for batch 1 too. Its rounding differs from
+direct convolution by ~1e-5 relative per layer, well inside the parity tolerances
+(../shared/parity, checked by tests/test_parity_modules.py and the P1 replay).
+
+Only eligible layers use it (CPU, float32, 3x3, stride 1, no dilation, one group, no autograd,
+NNPACK present); everything else is an ordinary nn.Conv2d call.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+
+@functools.cache
+def nnpack_ready() -> bool:
+    """Whether NNPACK is built in and initialised (the first call initialises it; calling its
+    convolution before that fails)."""
+    check = getattr(torch, "_nnpack_available", None)
+    return bool(check is not None and check())
+
+
+class WinogradConv2d(nn.Conv2d):
+    """An nn.Conv2d (same parameters and state_dict names) whose forward runs NNPACK's
+    Winograd convolution when it can: x (N,C,H,W) float32 on CPU -> (N,O,H',W') NCHW."""
+
+    def use_winograd(self, x: torch.Tensor) -> bool:
+        """Whether this call goes through NNPACK (see the module docstring for the rule)."""
+        return (
+            x.device.type == "cpu"
+            and x.dtype == torch.float32
+            and self.weight.dtype == torch.float32
+            and x.dim() == 4
+            and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
+            and nnpack_ready()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.use_winograd(x):
+            return torch._nnpack_spatial_convolution(
+                x.contiguous(), self.weight.contiguous(), self.bias, list(self.padding), [1, 1]
+            )
+        return super().forward(x)
+
+
+def eligible(conv: nn.Module) -> bool:
+    """A plain 3x3, stride-1, undilated, single-group, zero-padded Conv2d."""
+    return (
+        type(conv) is nn.Conv2d
+        and conv.kernel_size == (3, 3)
+        and conv.stride == (1, 1)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and conv.padding_mode == "zeros"
+        and not isinstance(conv.padding, str)
+    )
+
+
+def use_winograd_convs(net: nn.Module) -> int:
+    """Turn every eligible Conv2d of `net` into a WinogradConv2d in place (parameters kept);
+    returns how many. A no-op (0) where NNPACK is not available."""
+    if not nnpack_ready():
+        return 0
+    count = 0
+    for module in net.modules():
+        if eligible(module):
+            module.__class__ = WinogradConv2d
+            count += 1
+    return count
