@@ -22,6 +22,7 @@ from model.fold_bn import fold_batchnorm
 from model.fused_ops import conv_bn_add, conv_bn_relu
 from model.memory_read import memory_affinity, readout
 from model.precision import Precision, choose_precision, cpu_has_bf16
+from model.winograd import WinogradConv2d, nnpack_ready, use_winograd_convs
 
 H, W = 96, 160  # multiples of 16: no padding in the network-level tests
 FP32 = Precision("fp32")
@@ -275,3 +276,36 @@ def test_a_session_converts_networks_loaded_in_another_precision(synthetic_check
                       InferenceConfig(fast=True))  # fmt: skip
     assert session.nets.precision.fast and session.nets is not nets
     assert next(nets.prop.parameters()).dtype == torch.float32  # the caller's copy untouched
+
+
+# ---- Winograd 3x3 convolutions (NNPACK) in fp32 on CPU -------------------------------------------
+def test_winograd_convolutions_match_direct_ones_and_only_eligible_layers_change():
+    if not nnpack_ready():
+        pytest.skip("this PyTorch build has no NNPACK: fp32 uses oneDNN (channels-last) instead")
+    torch.manual_seed(7)
+    net = nn.Sequential(
+        nn.Conv2d(16, 32, 3, padding=1),  # eligible
+        nn.Conv2d(32, 32, 3, padding=2, dilation=2),  # dilated: oneDNN
+        nn.Conv2d(32, 32, 3, stride=2, padding=1),  # strided: oneDNN
+        nn.Conv2d(32, 8, 1),  # 1x1: oneDNN
+        nn.Conv2d(8, 8, 3, padding=1, bias=False),  # eligible, no bias
+    ).eval()
+    x = torch.randn(2, 16, 37, 45)  # odd size, batch 2
+    with torch.inference_mode():
+        want = net(x)
+        assert use_winograd_convs(net) == 2
+        assert [type(m) is WinogradConv2d for m in net] == [True, False, False, False, True]
+        got = net(x)
+    assert got.shape == want.shape
+    assert _rel_err(got, want) < 1e-4
+    # under autograd (training) the same module is an ordinary convolution
+    net[0].weight.requires_grad_(True)
+    y = net[0](x)
+    assert y.requires_grad and not net[0].use_winograd(x.requires_grad_(True))
+
+
+def test_fp32_networks_use_winograd_where_nnpack_exists(synthetic_checkpoints):
+    nets = load_networks(synthetic_checkpoints["stcn"], None, None, "cpu")
+    converted = sum(type(m) is WinogradConv2d for m in nets.prop.modules())
+    assert converted > 20 if nnpack_ready() else converted == 0
+    assert nets.precision.winograd == nnpack_ready()
