@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.fused_ops import conv_bn_add, conv_bn_relu, conv_relu
+from model.winograd import convolve_like
 
 
 class ResBlock(nn.Module):
@@ -44,8 +45,9 @@ class ResBlock(nn.Module):
         ra, rb = F.relu(a), F.relu(b)
         conv1 = _conv_parts(self.conv1, split)
         down = _conv_parts(self.downsample, split)
-        h = F.conv2d(ra, conv1[0], None, padding=1) + F.conv2d(rb, conv1[1], conv1[2], padding=1)
-        x = F.conv2d(a, down[0], None, padding=1) + F.conv2d(b, down[1], down[2], padding=1)
+        c1, ds = self.conv1, self.downsample
+        h = convolve_like(c1, ra, conv1[0], None) + convolve_like(c1, rb, conv1[1], conv1[2])
+        x = convolve_like(ds, a, down[0], None) + convolve_like(ds, b, down[1], down[2])
         return conv_bn_add(self.conv2, nn.Identity(), F.relu(h), x, relu=False)
 
 

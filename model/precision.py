@@ -80,11 +80,19 @@ def choose_precision(device: torch.device | str, fast: bool = False) -> Precisio
 def prepare_for_inference(net: nn.Module, precision: Precision) -> nn.Module:
     """eval(), batch norm folded, weights cast and laid out for `precision`; returns `net`.
 
+    fp32 on CUDA also turns TF32 off for the process (cudnn.allow_tf32, matmul.allow_tf32).
+
     The network's public methods cast their inputs to the weights' dtype (see
     compute_dtype), so callers keep passing float32 tensors. Folding changes the state_dict
     names: prepare only networks that are used for inference, after strict loading.
     """
     net.eval()
+    first = next(net.parameters(), None)
+    if first is not None and first.device.type == "cuda" and precision.autocast is None:
+        # cuDNN and cuBLAS default to TF32 (10-bit mantissa) on Ampere and later GPUs, which
+        # is not fp32 and breaks parity; fp32 mode means fp32 (a process-wide setting)
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     fold_batchnorm(net)
     net.requires_grad_(False)
     net.to(precision.dtype)

@@ -45,11 +45,24 @@ class WinogradConv2d(nn.Conv2d):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.use_winograd(x):
-            return torch._nnpack_spatial_convolution(
-                x.contiguous(), self.weight.contiguous(), self.bias, list(self.padding), [1, 1]
-            )
-        return super().forward(x)
+        return self.convolve(x, self.weight, self.bias)
+
+    def convolve(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """This layer's convolution (padding, stride) with another weight/bias: the same
+        choice of kernel as forward (the decoder convolves split weights this way)."""
+        if not self.use_winograd(x):
+            return self._conv_forward(x, weight, bias)
+        x, weight, padding = x.contiguous(), weight.contiguous(), list(self.padding)
+        # NNPACK's batch-1 path is its inference kernel; with a batch it switches to a training
+        # kernel that measured ~3x slower than batch-1 calls (and slower than oneDNN): K objects
+        # go through one at a time.
+        outs = [
+            torch._nnpack_spatial_convolution(x[i : i + 1], weight, bias, padding, [1, 1])
+            for i in range(x.shape[0])
+        ]
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
 def eligible(conv: nn.Module) -> bool:
@@ -76,3 +89,12 @@ def use_winograd_convs(net: nn.Module) -> int:
             module.__class__ = WinogradConv2d
             count += 1
     return count
+
+
+def convolve_like(
+    conv: nn.Conv2d, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """conv's convolution (padding, stride, dilation, kernel choice) of x with `weight`/`bias`."""
+    if isinstance(conv, WinogradConv2d):
+        return conv.convolve(x, weight, bias)
+    return conv._conv_forward(x, weight, bias)
