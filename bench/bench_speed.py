@@ -88,7 +88,8 @@ def in_process(args: argparse.Namespace) -> None:
     for k in (1, 3):
         side_by_side(f"propagation s/frame, {k} object(s)", "fp32", "fast",
                      lambda k=k: per_frame(nets[False], clip, k, False),
-                     lambda k=k: per_frame(nets[True], clip, k, True), args.repeats, "s")  # fmt: skip
+                     lambda k=k: per_frame(nets[True], clip, k, True),
+                     args.repeats, "s")  # fmt: skip
     for fast in (False, True):
         mode = "fast" if fast else "fp32"
         side_by_side(f"propagation s/frame, {mode}", "1 object", "3 objects",
@@ -133,9 +134,8 @@ def versus_baseline(args: argparse.Namespace) -> None:
 def whole_process(args: argparse.Namespace) -> None:
     """`python -m inference_core` on a generated clip, fp32 vs --fast, alternated; the share
     of mask pixels equal between the two outputs."""
-    from PIL import Image  # noqa: PLC0415
-
     from common import write_video  # noqa: PLC0415
+    from PIL import Image  # noqa: PLC0415
 
     paths = weight_files()
     work = Path(tempfile.mkdtemp(prefix="mivos-whole-"))
@@ -162,7 +162,10 @@ def whole_process(args: argparse.Namespace) -> None:
                  lambda: run(True, next(count)), args.repeats, "s")  # fmt: skip
     a = sorted((work / "out_fp32_0").glob("*.png"))
     b = sorted(next(work.glob("out_fast_*")).glob("*.png"))
-    equal = [np.mean(np.asarray(Image.open(x)) == np.asarray(Image.open(y))) for x, y in zip(a, b)]
+    equal = [
+        np.mean(np.asarray(Image.open(x)) == np.asarray(Image.open(y)))
+        for x, y in zip(a, b, strict=True)
+    ]
     print(f"mask pixels equal fp32 vs fast: {100 * np.mean(equal):.3f} % over {len(equal)} "
           f"frames (worst frame {100 * min(equal):.3f} %)", flush=True)  # fmt: skip
 

@@ -88,4 +88,7 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
-__all__ = ["networks", "weight_files", "frames", "write_video", "first_mask", "gib", "Timer", "process_rss_bytes"]
+__all__ = [
+    "networks", "weight_files", "frames", "write_video", "first_mask", "gib", "Timer",
+    "process_rss_bytes",
+]  # fmt: skip

@@ -14,7 +14,7 @@ from torch import nn
 
 from model.blocks import BiasedBasicBlock, FeatureFusionBlock, ResBlock
 from model.fused_ops import conv_bn_add, conv_bn_relu
-from model.memory_read import difference_attention, memory_affinity, readout
+from model.memory_read import difference_attention, read_memory
 from model.precision import compute_dtype
 from model.resnet_parts import bottleneck_stage
 
@@ -173,8 +173,7 @@ class PropagationNetwork(nn.Module):
         Returns per-object float32 probabilities (K,1,H,W) in [0, 1], before aggregation.
         The affinity and its top-k softmax are float32 in every precision mode.
         """
-        affinity = memory_affinity(mem_k.float(), query.k16.float(), top_k or self.top_k)
-        mem_out = readout(affinity.to(mem_v.dtype), mem_v)  # K,512,h,w
+        mem_out = read_memory(mem_k.float(), query.k16.float(), mem_v, top_k or self.top_k)
         dtype = compute_dtype(self)
         logits = self.decoder(mem_out.to(dtype), query.f16_thin, query.f8, query.f4)
         return torch.sigmoid(logits)

@@ -20,7 +20,7 @@ from interact.s2m_controller import scribble_logits
 from model.build import FUSION, PROPAGATION, S2M, load_network, load_networks
 from model.fold_bn import fold_batchnorm
 from model.fused_ops import conv_bn_add, conv_bn_relu
-from model.memory_read import memory_affinity, readout
+from model.memory_read import memory_affinity, read_memory, readout
 from model.precision import Precision, choose_precision, cpu_has_bf16
 from model.winograd import WinogradConv2d, nnpack_ready, use_winograd_convs
 
@@ -309,3 +309,19 @@ def test_fp32_networks_use_winograd_where_nnpack_exists(synthetic_checkpoints):
     converted = sum(type(m) is WinogradConv2d for m in nets.prop.modules())
     assert converted > 20 if nnpack_ready() else converted == 0
     assert nets.precision.winograd == nnpack_ready()
+
+
+# ---- the memory read without the dense weight matrix ---------------------------------------------
+@pytest.mark.parametrize(("frames", "top_k"), [(1, 20), (4, 20), (3, 5000)])
+def test_gathered_memory_read_equals_the_dense_one(frames, top_k, monkeypatch):
+    """read_memory (top-k gather, query blocks) = readout(memory_affinity) of the original,
+    including top_k larger than the memory and blocks smaller than the query."""
+    g = torch.Generator().manual_seed(frames)
+    mk = torch.randn(1, 64, frames, 6, 10, generator=g)
+    qk = torch.randn(1, 64, 6, 10, generator=g)
+    mv = torch.randn(3, 512, frames, 6, 10, generator=g)
+    want = readout(memory_affinity(mk, qk, top_k), mv)
+    monkeypatch.setattr("model.memory_read._GATHER_BUDGET", 3 * 512 * min(top_k, frames * 60) * 7)
+    got = read_memory(mk, qk, mv, top_k)
+    assert got.shape == want.shape == (3, 512, 6, 10)
+    assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
