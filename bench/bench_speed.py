@@ -39,7 +39,8 @@ CHILD = Path(__file__).with_name("speed_child.py")
 
 
 def per_frame(nets, clip: np.ndarray, num_objects: int, fast: bool) -> float:
-    """Median seconds per propagated frame (the first one, which warms up, left out)."""
+    """Mean seconds per propagated frame (the first one, which warms up, left out): the mean,
+    not the median, so the frames that also write memory (every mem_freq-th) count."""
     session = Session(nets, ArrayFrames(clip), num_objects, InferenceConfig(fast=fast))
     h, w = clip.shape[1:3]
     prob = index_mask_to_prob(first_mask(h, w, num_objects), num_objects, session.pad)
@@ -49,7 +50,7 @@ def per_frame(nets, clip: np.ndarray, num_objects: int, fast: bool) -> float:
         now = time.perf_counter()
         times.append(now - start)
         start = now
-    return statistics.median(times[1:] or times)
+    return statistics.mean(times[1:] or times)
 
 
 def s2m_seconds(nets, clip: np.ndarray, num_objects: int) -> float:

@@ -66,9 +66,10 @@ def read_memory(mk: torch.Tensor, qk: torch.Tensor, mv: torch.Tensor, top_k: int
     ck = mk.shape[1]
     mkf, qkf = mk.flatten(start_dim=2)[0], qk.flatten(start_dim=2)[0]  # Ck,N / Ck,M
     n, m = mkf.shape[1], qkf.shape[1]
-    a_sq = mkf.pow(2).sum(0)  # N
-    b_sq = qkf.pow(2).sum(0)  # M
-    affinity = (2 * (qkf.t() @ mkf) - a_sq[None, :] - b_sq[:, None]) / math.sqrt(ck)  # M, N
+    scale = 1 / math.sqrt(ck)
+    # (2 qk.mk - |mk|^2) / sqrt(Ck) in one GEMM pass: the -|qk|^2 term is constant along each
+    # query row, so it changes neither the top-k choice nor the softmax (it cancels in v - max)
+    affinity = torch.addmm(mkf.pow(2).sum(0)[None, :], qkf.t(), mkf, beta=-scale, alpha=2 * scale)
     k = min(top_k, n)
     values, indices = torch.topk(affinity, k=k, dim=1)  # M, k
     del affinity
