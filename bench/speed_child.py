@@ -1,5 +1,6 @@
 """One measurement in its own process, on any checkout of this project (today's or an older
-one): propagation seconds per frame (mean, first frame left out) and one S2M call, printed as one JSON line.
+one): propagation seconds per frame (mean, first frame left out) and one S2M call, printed as
+one JSON line.
 
 Used by bench/bench_speed.py --baseline; it only uses interfaces every version has.
 """
