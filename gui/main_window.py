@@ -44,7 +44,9 @@ class MainWindow(QMainWindow):
     def __init__(self, controller: AppController, title: str = "MiVOS") -> None:
         super().__init__()
         self.c = controller
-        self.setWindowTitle(title)
+        precision = controller.project.session.nets.precision
+        # --fast changes the numbers (slightly): say so where the person always sees it
+        self.setWindowTitle(f"{title} - {precision.describe()}" if precision.fast else title)
         self.canvas = Canvas()
         self.minimap = Minimap()
         self.objects = ObjectPanel(controller.project.objects)

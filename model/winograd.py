@@ -10,7 +10,7 @@ direct convolution by ~1e-5 relative per layer, well inside the parity tolerance
 (../shared/parity, checked by tests/test_parity_modules.py and the P1 replay).
 
 Only eligible layers use it (CPU, float32, 3x3, stride 1, no dilation, one group, no autograd,
-NNPACK present); everything else is an ordinary nn.Conv2d call.
+NNPACK present, a map of at least MIN_PIXELS); everything else is an ordinary nn.Conv2d call.
 """
 
 from __future__ import annotations
@@ -29,6 +29,12 @@ def nnpack_ready() -> bool:
     return bool(check is not None and check())
 
 
+# NNPACK transforms the kernel at every call (~20 ms for a 1024->512 layer): on small maps that
+# costs more than the direct convolution. Measured here (2 threads): NNPACK / oneDNN = 1.8 at
+# 16x16, 1.3 at 24x24, 0.8 at 32x32 for 1024->512; 0.5 at 30x54 (480p's 1/16 map).
+MIN_PIXELS = 1200
+
+
 class WinogradConv2d(nn.Conv2d):
     """An nn.Conv2d (same parameters and state_dict names) whose forward runs NNPACK's
     Winograd convolution when it can: x (N,C,H,W) float32 on CPU -> (N,O,H',W') NCHW."""
@@ -40,6 +46,7 @@ class WinogradConv2d(nn.Conv2d):
             and x.dtype == torch.float32
             and self.weight.dtype == torch.float32
             and x.dim() == 4
+            and x.shape[-2] * x.shape[-1] >= MIN_PIXELS
             and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
             and nnpack_ready()
         )
