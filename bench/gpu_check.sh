@@ -10,7 +10,7 @@
 #   bench/gpu_check.sh --prepare   here, before sending the tree to a GPU machine: copies what
 #                                  the tests need from ../shared (synthetic-weight tool, schemas,
 #                                  parity/P1.npz; 17 MB) into .gpu_shared/, which git ignores
-#                                  (.git/info/exclude); carry ".gpu_shared" with the run
+#                                  (.gitignore); carry ".gpu_shared" with the run
 #
 # ../shared (or $MIVOS_SHARED) holds the parity vectors and the synthetic-weight tool; where it
 # is absent and .gpu_shared/ is there, that is used; where neither is, the parity and fp16 tests
