@@ -55,15 +55,16 @@ DENSE_MAX_RATIO = 2
 
 
 def read_memory(mk: torch.Tensor, qk: torch.Tensor, mv: torch.Tensor, top_k: int) -> torch.Tensor:
-    """memory_affinity + readout without the dense (N, M) weight matrix: (K, Cv, h, w) float32.
+    """memory_affinity + readout of the original, faster: (K, Cv, h, w) float32.
 
-    mk (1,Ck,T,h,w), qk (1,Ck,h,w), mv (K,Cv,T,h,w). The same affinity and top-k softmax as the
-    original, computed query-major ((M, N): top-k runs along contiguous rows), then each query
-    position sums its top_k memory values directly. The original scatters the weights into an
-    N x M matrix that is zero but for top_k entries per column and multiplies it densely: for
-    a 50-frame pass (11 memory frames at 480p) that was 30 GFLOP and ~0.3 s per frame and
-    object, growing with the memory; the gather is ~2000x fewer operations. Numbers equal the
-    dense path's up to float summation order (tests/test_speed_modes.py).
+    mk (1,Ck,T,h,w), qk (1,Ck,h,w), mv (K,Cv,T,h,w). The same affinity and top-k softmax,
+    computed query-major ((M, N): top-k runs along contiguous rows, the affinity in one GEMM
+    pass). The original scatters the weights into an N x M matrix that is zero but for top_k
+    entries per column and multiplies it densely; that stays the cheaper way for a memory of up
+    to DENSE_MAX_RATIO frames, but grows with the memory (~0.5 s per frame and object at 11
+    memory frames at 480p), so longer memories sum each query's top_k memory rows directly
+    (gathered rows, one bmm per query block). Numbers equal the original's up to float
+    summation order (tests/test_speed_modes.py).
     """
     ck = mk.shape[1]
     mkf, qkf = mk.flatten(start_dim=2)[0], qk.flatten(start_dim=2)[0]  # Ck,N / Ck,M
