@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.fused_ops import conv_bn_add, conv_bn_relu, conv_relu
+from model.fused_ops import conv_add, conv_bn_add, conv_bn_relu, conv_relu
 from model.winograd import convolve_like
 
 
@@ -27,7 +27,7 @@ class ResBlock(nn.Module):
         h = conv_relu(self.conv1, F.relu(x))
         if self.downsample is not None:
             x = self.downsample(x)
-        return conv_bn_add(self.conv2, nn.Identity(), h, x, relu=False)  # x + conv2(h)
+        return conv_add(self.conv2, h, x, relu=False)  # x + conv2(h)
 
     def forward_split(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """forward(cat([a, b.expand(K)], dim=1)) for a (K,Ca,h,w) and b (1,Cb,h,w) shared by all
@@ -48,7 +48,7 @@ class ResBlock(nn.Module):
         c1, ds = self.conv1, self.downsample
         h = convolve_like(c1, ra, conv1[0], None) + convolve_like(c1, rb, conv1[1], conv1[2])
         x = convolve_like(ds, a, down[0], None) + convolve_like(ds, b, down[1], down[2])
-        return conv_bn_add(self.conv2, nn.Identity(), F.relu(h), x, relu=False)
+        return conv_add(self.conv2, F.relu(h), x, relu=False)
 
 
 def _conv_parts(conv: nn.Conv2d, split: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

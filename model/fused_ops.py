@@ -51,11 +51,18 @@ def conv_bn_relu(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tenso
     return F.relu(bn(conv(x)))
 
 
+# Stands for "no batch norm" (a conv without one, or one folded away); shared, not made per call.
+_NO_BN = nn.Identity()
+
+
 def conv_relu(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """relu(conv(x)) in one pass where possible."""
-    if _fusable(conv, x):
-        return _POINTWISE(x, conv.weight, conv.bias, *_args(conv), "relu", [], "")
-    return F.relu(conv(x))
+    return conv_bn_relu(conv, _NO_BN, x)
+
+
+def conv_add(conv: nn.Module, x: torch.Tensor, other: torch.Tensor, relu: bool) -> torch.Tensor:
+    """conv(x) + other (then ReLU when `relu`) in one pass where possible."""
+    return conv_bn_add(conv, _NO_BN, x, other, relu)
 
 
 def conv_bn_add(

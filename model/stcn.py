@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.blocks import BiasedBasicBlock, FeatureFusionBlock, ResBlock
-from model.fused_ops import conv_bn_add, conv_bn_relu
+from model.fused_ops import conv_add, conv_bn_relu
 from model.memory_read import difference_attention, read_memory
 from model.precision import compute_dtype
 from model.resnet_parts import bottleneck_stage
@@ -96,7 +96,7 @@ class UpsampleBlock(nn.Module):
     def forward(self, skip: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(up, scale_factor=2, mode="bilinear", align_corners=False)
         # skip_conv(skip) + up; one fused pass when skip and up have the same batch
-        x = conv_bn_add(self.skip_conv, nn.Identity(), skip, up.to(skip.dtype), relu=False)
+        x = conv_add(self.skip_conv, skip, up.to(skip.dtype), relu=False)
         return self.out_conv(x)
 
 
