@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,15 +27,11 @@ class NetworkSpec:
     description: str
     filename: str
     factory: Callable[[], nn.Module]
-    # Whether NNPACK's Winograd 3x3 convolutions beat channels-last oneDNN for this network in
-    # fp32 on CPU (bench/bench_speed.py): S2M's time is in 1x1 and dilated convolutions at
-    # 1/16, where NHWC wins (0.89 vs 0.95 s at 480x864).
-    winograd_helps: bool = True
 
 
 PROPAGATION = NetworkSpec("the STCN propagation network (stcn.pth)", "stcn.pth", PropagationNetwork)
 FUSION = NetworkSpec("the fusion network (fusion_stcn.pth)", "fusion_stcn.pth", FusionNet)
-S2M = NetworkSpec("the S2M scribble network (s2m.pth)", "s2m.pth", S2MNetwork, winograd_helps=False)
+S2M = NetworkSpec("the S2M scribble network (s2m.pth)", "s2m.pth", S2MNetwork)
 
 
 def prefers_channels_last(device: torch.device | str) -> bool:
@@ -62,8 +58,6 @@ def load_network(
         load_strict(net, sd, path, spec.description)
     net = net.to(device).eval()
     if precision is not None:
-        if precision.winograd and not spec.winograd_helps:
-            precision = replace(precision, winograd=False, channels_last=True)
         return prepare_for_inference(net, precision)
     if prefers_channels_last(device):
         net = net.to(memory_format=torch.channels_last)

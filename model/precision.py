@@ -1,9 +1,9 @@
 """How the networks compute: the default fp32 (parity with the original) or the fast mode.
 
-fp32 (default): float32 weights and activations, batch norm folded into the convolutions; on
-CPU the 3x3 convolutions run as NNPACK's Winograd (model/winograd.py), NCHW; on CUDA (and CPUs
-without NNPACK) the weights are channels-last. Results stay within the parity tolerances of
-../shared/parity.
+fp32 (default): float32 weights and activations, batch norm folded into the convolutions,
+weights and activations channels-last (oneDNN's and cuDNN's fastest layout); on CPU the wide 3x3
+convolutions on large maps run as NNPACK's Winograd (model/winograd.py decides per call where
+that measured faster). Results stay within the parity tolerances of ../shared/parity.
 
 fast (`--fast`, InferenceConfig.fast): whatever this machine computes fastest at >= 99 % of mask
 pixels equal to fp32 (tests/test_speed_modes.py):
@@ -18,7 +18,7 @@ float32 in every mode; only the convolutional networks change precision.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -62,19 +62,26 @@ def choose_precision(device: torch.device | str, fast: bool = False) -> Precisio
     device = torch.device(device)
     cuda = device.type == "cuda"
     if not fast:
-        if device.type == "cpu" and nnpack_ready():
-            # NNPACK wants NCHW; its Winograd 3x3 convolutions gain far more than NHWC does
-            return Precision("fp32 + Winograd 3x3 (NNPACK)", winograd=True)
-        # NHWC: cuDNN's fastest kernels; oneDNN's conv + add/ReLU post-ops on CPU
-        nhwc = device.type in ("cuda", "cpu")
-        return Precision("fp32 + channels-last" if nhwc else "fp32", channels_last=nhwc)
+        return _fp32(device)
     if cuda:
         return Precision("fast: fp16 autocast + channels-last (CUDA)", torch.float32, True,
                          torch.float16, fast=True)  # fmt: skip
     if device.type == "cpu" and cpu_has_bf16():
         return Precision("fast: bf16 + channels-last (CPU)", torch.bfloat16, True, fast=True)
     reason = "this CPU has no bf16 units" if device.type == "cpu" else f"{device.type} device"
-    return Precision(f"fast: fp32 ({reason}: bf16 would be slower)", fast=True)
+    fp32 = _fp32(device)
+    return replace(fp32, name=f"fast: {fp32.name} ({reason}: bf16 would be slower)", fast=True)
+
+
+def _fp32(device: torch.device) -> Precision:
+    """The fp32 mode for `device`: channels-last (NHWC: cuDNN's fastest kernels, oneDNN's
+    conv + add/ReLU post-ops on CPU) and, on CPU with NNPACK, Winograd for the wide 3x3 layers
+    (bench/bench_winograd.py: ~0.5x oneDNN's time on those, 0.7x the whole STCN frame)."""
+    if device.type == "cpu" and nnpack_ready():
+        return Precision("fp32 + channels-last, Winograd 3x3 (NNPACK)", channels_last=True,
+                         winograd=True)  # fmt: skip
+    nhwc = device.type in ("cuda", "cpu")
+    return Precision("fp32 + channels-last" if nhwc else "fp32", channels_last=nhwc)
 
 
 def prepare_for_inference(net: nn.Module, precision: Precision) -> nn.Module:
@@ -82,9 +89,13 @@ def prepare_for_inference(net: nn.Module, precision: Precision) -> nn.Module:
 
     fp32 on CUDA also turns TF32 off for the process (cudnn.allow_tf32, matmul.allow_tf32).
 
-    The network's public methods cast their inputs to the weights' dtype (see
-    compute_dtype), so callers keep passing float32 tensors. Folding changes the state_dict
-    names: prepare only networks that are used for inference, after strict loading.
+    With Winograd, a module whose class sets `nchw_with_winograd = True` (all 3x3 layers, where
+    NNPACK's NCHW beats converting channels-last around every call) keeps NCHW weights and
+    feeds its inputs through in_layout_of. The network's public methods cast their inputs to
+    the weights' dtype (see compute_dtype), so callers keep passing float32 tensors.
+
+    Folding changes the state_dict names: prepare only networks that are used for inference,
+    after strict loading.
     """
     net.eval()
     first = next(net.parameters(), None)
@@ -96,11 +107,22 @@ def prepare_for_inference(net: nn.Module, precision: Precision) -> nn.Module:
     fold_batchnorm(net)
     net.requires_grad_(False)
     net.to(precision.dtype)
-    if precision.winograd:
-        use_winograd_convs(net)
     if precision.channels_last:
         net.to(memory_format=torch.channels_last)
+    if precision.winograd:
+        use_winograd_convs(net)  # after the layout: their weights go back to NCHW for NNPACK
+        for module in net.modules():
+            if getattr(module, "nchw_with_winograd", False):
+                module.to(memory_format=torch.contiguous_format)
     return net
+
+
+def in_layout_of(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """x (N,C,H,W) in the memory format of a 4-d conv `weight` (channels-last or NCHW), so a
+    module's convolutions all see the layout its weights were prepared in (prepare_for_inference:
+    a module with `nchw_with_winograd` is NCHW, the rest channels-last)."""
+    nhwc = weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    return x.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
 
 
 def compute_dtype(net: nn.Module) -> torch.dtype:

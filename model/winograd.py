@@ -10,7 +10,10 @@ direct convolution by ~1e-5 relative per layer, well inside the parity tolerance
 (../shared/parity, checked by tests/test_parity_modules.py and the P1 replay).
 
 Only eligible layers use it (CPU, float32, 3x3, stride 1, no dilation, one group, no autograd,
-NNPACK present, a map of at least MIN_PIXELS); everything else is an ordinary nn.Conv2d call.
+NNPACK present) and only calls where it measured faster (`pays_off`: wide layers on large maps);
+everything else is an ordinary nn.Conv2d call. The networks are stored channels-last, where
+oneDNN is fastest for everything else (1x1 convolutions, fused ReLU/add); a Winograd call
+converts its input to NCHW and its output back, which the table below already counts.
 """
 
 from __future__ import annotations
@@ -29,15 +32,34 @@ def nnpack_ready() -> bool:
     return bool(check is not None and check())
 
 
-# NNPACK transforms the kernel at every call (~20 ms for a 1024->512 layer): on small maps that
-# costs more than the direct convolution. Measured here (2 threads): NNPACK / oneDNN = 1.8 at
-# 16x16, 1.3 at 24x24, 0.8 at 32x32 for 1024->512; 0.5 at 30x54 (480p's 1/16 map).
+# When NNPACK beats oneDNN's direct channels-last convolution (layout conversions included),
+# measured per layer at 480x864 on 2 threads (bench/bench_winograd.py prints the table):
+# * NNPACK transforms the kernel at every call (~20 ms for a 1024->512 layer): on small maps that
+#   costs more than the convolution (NNPACK / oneDNN = 1.8 at 16x16, 1.3 at 24x24, 0.8 at 32x32
+#   for 1024->512; 0.54 at 30x54, 480p's 1/16 map);
+# * it transforms the activations too, which narrow layers do not repay: 1.5-2.1 for 64->64 at
+#   120x216, 1.7 for 1024->64, 2.9 for 256->1 (the decoder's prediction);
+# * 0.47-0.84 for every layer of >= 3.8 GMAC with >= 256 input and output channels, ~1.0 (no
+#   gain) for 256->256 at 30x54 (0.96 GMAC).
 MIN_PIXELS = 1200
+MIN_CHANNELS = 256
+MIN_MACS = 2e9  # multiply-adds of one batch item
+
+
+def pays_off(in_channels: int, out_channels: int, height: int, width: int) -> bool:
+    """Whether NNPACK's Winograd beats oneDNN for a 3x3 convolution of this size (table above)."""
+    pixels = height * width
+    return (
+        pixels >= MIN_PIXELS
+        and min(in_channels, out_channels) >= MIN_CHANNELS
+        and 9 * in_channels * out_channels * pixels >= MIN_MACS
+    )
 
 
 class WinogradConv2d(nn.Conv2d):
     """An nn.Conv2d (same parameters and state_dict names) whose forward runs NNPACK's
-    Winograd convolution when it can: x (N,C,H,W) float32 on CPU -> (N,O,H',W') NCHW."""
+    Winograd convolution when it can and pays off: x (N,C,H,W) float32 on CPU -> (N,O,H,W) in
+    x's memory format (channels-last stays channels-last)."""
 
     def use_winograd(self, x: torch.Tensor) -> bool:
         """Whether this call goes through NNPACK (see the module docstring for the rule)."""
@@ -46,7 +68,7 @@ class WinogradConv2d(nn.Conv2d):
             and x.dtype == torch.float32
             and self.weight.dtype == torch.float32
             and x.dim() == 4
-            and x.shape[-2] * x.shape[-1] >= MIN_PIXELS
+            and pays_off(x.shape[1], self.out_channels, x.shape[-2], x.shape[-1])
             and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
             and nnpack_ready()
         )
@@ -61,6 +83,7 @@ class WinogradConv2d(nn.Conv2d):
         choice of kernel as forward (the decoder convolves split weights this way)."""
         if not self.use_winograd(x):
             return self._conv_forward(x, weight, bias)
+        channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
         x, weight, padding = x.contiguous(), weight.contiguous(), list(self.padding)
         # NNPACK's batch-1 path is its inference kernel; with a batch it switches to a training
         # kernel that measured ~3x slower than batch-1 calls (and slower than oneDNN): K objects
@@ -69,7 +92,9 @@ class WinogradConv2d(nn.Conv2d):
             torch._nnpack_spatial_convolution(x[i : i + 1], weight, bias, padding, [1, 1])
             for i in range(x.shape[0])
         ]
-        return outs[0] if len(outs) == 1 else torch.cat(outs)
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
+        # back to the caller's layout, so the next (oneDNN) layer gets what it is fastest on
+        return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
 
 def eligible(conv: nn.Module) -> bool:
@@ -86,14 +111,16 @@ def eligible(conv: nn.Module) -> bool:
 
 
 def use_winograd_convs(net: nn.Module) -> int:
-    """Turn every eligible Conv2d of `net` into a WinogradConv2d in place (parameters kept);
-    returns how many. A no-op (0) where NNPACK is not available."""
+    """Turn every eligible Conv2d of `net` into a WinogradConv2d in place (parameters kept,
+    their weights stored NCHW, the layout NNPACK reads); returns how many. A no-op (0) where
+    NNPACK is not available."""
     if not nnpack_ready():
         return 0
     count = 0
     for module in net.modules():
         if eligible(module):
             module.__class__ = WinogradConv2d
+            module.weight.data = module.weight.data.contiguous()
             count += 1
     return count
 

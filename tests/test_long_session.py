@@ -4,8 +4,8 @@ Runs the GUI's real stack without windows: open_project (the start-up path, real
 real checkpoints through the loader) and the InferenceWorker's job handling, called directly.
 Frames are tiny and few so the 100 rounds fit in CI (the cost is the frames propagated: every
 corrected frame once, coarse to fine, then short passes between neighbours three frames apart);
-what is checked is that nothing grows with the number of rounds: the certain memory (one entry per corrected frame), the caches, the live
-tensors, the undo history, and that cancelled rounds leave a state the next round continues from.
+what is checked is that nothing grows with the number of rounds: the certain memory (one entry
+per corrected frame), the caches, the live tensors, the undo history, and that cancelled rounds leave a state the next round continues from.
 """
 
 from __future__ import annotations

@@ -284,24 +284,43 @@ def test_winograd_convolutions_match_direct_ones_and_only_eligible_layers_change
         pytest.skip("this PyTorch build has no NNPACK: fp32 uses oneDNN (channels-last) instead")
     torch.manual_seed(7)
     net = nn.Sequential(
-        nn.Conv2d(16, 32, 3, padding=1),  # eligible
-        nn.Conv2d(32, 32, 3, padding=2, dilation=2),  # dilated: oneDNN
-        nn.Conv2d(32, 32, 3, stride=2, padding=1),  # strided: oneDNN
-        nn.Conv2d(32, 8, 1),  # 1x1: oneDNN
-        nn.Conv2d(8, 8, 3, padding=1, bias=False),  # eligible, no bias
+        nn.Conv2d(256, 256, 3, padding=1),  # eligible, and wide enough to pay off
+        nn.Conv2d(256, 256, 3, padding=2, dilation=2),  # dilated: oneDNN
+        nn.Conv2d(256, 256, 3, stride=2, padding=1),  # strided: oneDNN
+        nn.Conv2d(256, 8, 1),  # 1x1: oneDNN
+        nn.Conv2d(8, 8, 3, padding=1, bias=False),  # eligible but narrow: oneDNN at run time
     ).eval()
-    x = torch.randn(2, 16, 37, 45)  # odd size, batch 2
+    x = torch.randn(2, 256, 41, 95)  # odd size, batch 2, 2.2 GMAC per item in the first layer
     with torch.inference_mode():
         want = net(x)
         assert use_winograd_convs(net) == 2
         assert [type(m) is WinogradConv2d for m in net] == [True, False, False, False, True]
+        assert net[0].use_winograd(x)
+        assert not net[4].use_winograd(torch.zeros(1, 8, 41, 95))  # 8 channels: no gain
+        assert not net[0].use_winograd(x[:, :, :20, :40])  # a small map: no gain
         got = net(x)
+        # channels-last in, channels-last out (the networks' layout between layers)
+        got_nhwc = net[0](x.contiguous(memory_format=torch.channels_last))
+        first_nchw = net[0](x)
     assert got.shape == want.shape
     assert _rel_err(got, want) < 1e-4
+    assert got_nhwc.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(got_nhwc, first_nchw)
     # under autograd (training) the same module is an ordinary convolution
     net[0].weight.requires_grad_(True)
     y = net[0](x)
     assert y.requires_grad and not net[0].use_winograd(x.requires_grad_(True))
+
+
+def test_winograd_pays_off_only_for_wide_layers_on_large_maps():
+    from model.winograd import pays_off  # noqa: PLC0415
+
+    assert pays_off(256, 256, 120, 216)  # the decoder at 1/4 of 480p
+    assert pays_off(1024, 512, 30, 54)  # 1/16 of 480p
+    assert not pays_off(64, 64, 120, 216)  # narrow: the transforms cost more than they save
+    assert not pays_off(256, 1, 120, 216)  # the decoder's one-channel prediction
+    assert not pays_off(1024, 512, 24, 24)  # small map: the kernel transform per call dominates
+    assert not pays_off(256, 256, 30, 54)  # under 2 GMAC: measured no faster
 
 
 def test_fp32_networks_use_winograd_where_nnpack_exists(synthetic_checkpoints):

@@ -64,8 +64,8 @@ def prepare_fbrs(net: FBRSNetwork, precision: Precision) -> FBRSNetwork:
       backward up to 22 times per click and L-BFGS needs float32 gradients; in bf16 an
       evaluation was ~1.7x faster but its gradient 36 % off (relative L2, synthetic weights,
       185x480 crop), and the head is < 1 % of a click's multiply-adds;
-    * on CPU the weights are stored channels-last (NHWC) in fp32 too, as network.py feeds
-      NHWC activations (1.4x on the backbone).
+    * the weights are channels-last (NHWC) in every CPU mode (model/precision.py), as
+      network.py feeds NHWC activations (1.4x on the backbone).
     """
     # Fold and lay out in float32, then cast all but the heads: casting the heads to bf16 and
     # back would leave bf16-rounded float32 weights.
@@ -73,8 +73,6 @@ def prepare_fbrs(net: FBRSNetwork, precision: Precision) -> FBRSNetwork:
     fe = net.feature_extractor
     for module in (net.rgb_conv, fe.backbone, fe.skip_project, fe.aspp):
         module.to(precision.dtype)
-    if precision.channels_last or next(net.parameters()).device.type == "cpu":
-        net.to(memory_format=torch.channels_last)
     return net
 
 

@@ -1,0 +1,108 @@
+"""Per layer: oneDNN's direct channels-last 3x3 convolution vs NNPACK's Winograd (with the
+NCHW <-> NHWC conversions a Winograd call costs inside a channels-last network), at the sizes a
+480x854 frame gives, and which one model/winograd.py's `pays_off` rule picks.
+
+    python bench/bench_winograd.py [--height 480 --width 864] [--threads 2]
+
+The two kernels of each layer run alternately (A B A B) and the best of --repeats is kept per
+kernel; only their ratio (Winograd / direct) is meaningful. Prints figures, asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+from common import REPO  # noqa: F401  (puts the repository on sys.path)
+from torch import nn
+
+import model.fused_ops as fused_ops
+from model.build import PROPAGATION, S2M, load_network
+from model.precision import Precision
+from model.winograd import eligible, nnpack_ready, pays_off
+
+
+def layer_inputs(height: int, width: int) -> list[tuple[str, nn.Conv2d, tuple[int, ...]]]:
+    """(name, conv, input shape) of every Winograd-eligible convolution of STCN (key encoder,
+    value encoder, decoder) and S2M, as one frame of height x width runs them."""
+    found: dict[str, tuple[nn.Conv2d, tuple[int, ...]]] = {}
+    cl = Precision("fp32 + channels-last", channels_last=True)
+    nets = {
+        "stcn": load_network(PROPAGATION, None, "cpu", cl),
+        "s2m": load_network(S2M, None, "cpu", cl),
+    }
+    hooks = []
+    for net_name, net in nets.items():
+        for name, module in net.named_modules():
+            if eligible(module):
+
+                def hook(m, args, out, key=f"{net_name}.{name}"):
+                    found.setdefault(key, (m, tuple(args[0].shape)))
+
+                hooks.append(module.register_forward_hook(hook))
+    pointwise, fused_ops._POINTWISE = fused_ops._POINTWISE, None  # plain calls reach the hooks
+    try:
+        image = torch.randn(1, 3, height, width).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            prop = nets["stcn"]
+            feats = prop.encode_key(image)
+            prop.encode_value(image, feats.f16, torch.rand(1, 1, height, width))
+            mem_out = torch.randn(1, 512, height // 16, width // 16)
+            prop.decoder(mem_out, feats.f16_thin, feats.f8, feats.f4)
+            s2m_input = torch.randn(1, 6, height, width)
+            nets["s2m"](s2m_input.contiguous(memory_format=torch.channels_last))
+    finally:
+        fused_ops._POINTWISE = pointwise
+        for h in hooks:
+            h.remove()
+    return [(name, conv, shape) for name, (conv, shape) in found.items()]
+
+
+def best_of(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--height", type=int, default=480)
+    p.add_argument("--width", type=int, default=864)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    if not nnpack_ready():
+        raise SystemExit("this PyTorch build has no NNPACK: nothing to compare")
+    torch.set_num_threads(args.threads)
+    print(f"{args.height}x{args.width}, {args.threads} threads; ms = best of {args.repeats}")
+    print(f"{'layer':44s} {'input':>20s} {'GMAC':>6s} {'direct':>7s} {'Winograd':>8s} "
+          f"{'ratio':>5s}  rule")  # fmt: skip
+    with torch.inference_mode():
+        for name, conv, shape in layer_inputs(args.height, args.width):
+            x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
+            w_nhwc, w_nchw, bias = conv.weight, conv.weight.contiguous(), conv.bias
+
+            def direct(x=x, w=w_nhwc, b=bias):
+                return F.conv2d(x, w, b, 1, 1)
+
+            def winograd(x=x, w=w_nchw, b=bias):
+                y = torch._nnpack_spatial_convolution(x.contiguous(), w, b, [1, 1], [1, 1])
+                return y.contiguous(memory_format=torch.channels_last)
+
+            direct(), winograd()  # warm-up
+            a = b = float("inf")
+            for _ in range(args.repeats):  # alternated, so load changes hit both alike
+                a, b = min(a, best_of(direct, 1)), min(b, best_of(winograd, 1))
+            gmac = 9 * shape[1] * conv.out_channels * shape[2] * shape[3] / 1e9
+            rule = "Winograd" if pays_off(shape[1], conv.out_channels, *shape[2:]) else "direct"
+            print(f"{name:44s} {str(shape):>20s} {gmac:6.2f} {a * 1e3:7.1f} {b * 1e3:8.1f} "
+                  f"{b / a:5.2f}  {rule}", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
