@@ -5,7 +5,8 @@ real checkpoints through the loader) and the InferenceWorker's job handling, cal
 Frames are tiny and few so the 100 rounds fit in CI (the cost is the frames propagated: every
 corrected frame once, coarse to fine, then short passes between neighbours three frames apart);
 what is checked is that nothing grows with the number of rounds: the certain memory (one entry
-per corrected frame), the caches, the live tensors, the undo history, and that cancelled rounds leave a state the next round continues from.
+per corrected frame), the caches, the live tensors, the undo history, and that cancelled rounds
+leave a state the next round continues from.
 """
 
 from __future__ import annotations
