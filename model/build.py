@@ -11,7 +11,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from model.checkpoint import apply_compatible_rewrites, load_strict, read_state_dict
+from model.checkpoint import (
+    apply_compatible_rewrites,
+    build_uninitialised,
+    load_strict,
+    read_state_dict,
+)
 from model.fusion_net import FusionNet
 from model.precision import Precision, choose_precision, prepare_for_inference
 from model.s2m import S2MNetwork
@@ -52,10 +57,12 @@ def load_network(
     folded, cast, laid out); its state_dict no longer has the checkpoint's BN names.
     Raises CheckpointError (model/checkpoint.py) naming the file on any mismatch.
     """
-    net = spec.factory()
-    if path is not None:
+    if path is None:
+        net = spec.factory()
+    else:
         sd = apply_compatible_rewrites(read_state_dict(path))
-        load_strict(net, sd, path, spec.description)
+        net = build_uninitialised(spec.factory)
+        load_strict(net, sd, path, spec.description)  # strict: every tensor is overwritten
     net = net.to(device).eval()
     if precision is not None:
         return prepare_for_inference(net, precision)

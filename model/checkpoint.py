@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -180,3 +180,16 @@ def load_strict(
             parts.append(f"{len(wrong_shape)} wrong shapes: {_listed(wrong_shape)}")
         raise CheckpointError(path, "; ".join(parts))
     model.load_state_dict(sd, strict=True)
+
+
+def build_uninitialised(factory: Callable[[], nn.Module]) -> nn.Module:
+    """factory()'s network with uninitialised CPU tensors, for a strict checkpoint load to fill.
+
+    Constructing on the meta device skips the random initialisation of every layer, which a
+    checkpoint overwrites anyway (~0.3 s of a start-up on 2 cores). Only for strict loading:
+    every parameter and buffer must then come from the file (our networks have no
+    non-persistent buffers).
+    """
+    with torch.device("meta"):
+        net = factory()
+    return net.to_empty(device="cpu")

@@ -18,6 +18,7 @@ import torch
 from model.checkpoint import (
     CheckpointError,
     apply_compatible_rewrites,
+    build_uninitialised,
     load_strict,
     read_state_dict,
 )
@@ -48,8 +49,10 @@ def read_fbrs(path: str | Path | None, device: torch.device | str = "cpu") -> FB
     sd, dropout = None, DEFAULT_ASPP_DROPOUT
     if path is not None:
         sd, dropout = split_config(apply_compatible_rewrites(read_state_dict(path)))
-    net = FBRSNetwork(aspp_dropout=dropout)  # dropout is inactive in eval mode anyway
-    if sd is not None:
+    if sd is None:
+        net = FBRSNetwork(aspp_dropout=dropout)
+    else:  # dropout is inactive in eval mode anyway; strict loading fills every tensor
+        net = build_uninitialised(lambda: FBRSNetwork(aspp_dropout=dropout))
         load_strict(net, sd, path, DESCRIPTION)
     for p in net.parameters():
         p.requires_grad_(False)  # BRS differentiates w.r.t. its own vector only
