@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy.optimize import fmin_l_bfgs_b
 
 from model.fbrs.network import FEATURE_CH, FBRSNetwork
 
@@ -200,6 +199,10 @@ def refine(
 
     def count(_xk: np.ndarray) -> None:
         iterations[0] += 1
+
+    # imported here: SciPy's optimiser costs ~0.25 s of every start-up (the headless command,
+    # the GUI) and is only needed at the second click of a session
+    from scipy.optimize import fmin_l_bfgs_b  # noqa: PLC0415
 
     func = _Replayer(objective, replay) if replay else objective
     message = ""
