@@ -69,7 +69,8 @@ class ValueEncoder(nn.Module):
     def forward(
         self, image: torch.Tensor, key_f16: torch.Tensor, mask: torch.Tensor, others: torch.Tensor
     ) -> torch.Tensor:
-        """All inputs batched over objects: image (K,3,H,W), masks (K,1,H,W) -> (K,512,h,w)."""
+        """image (K,3,H,W), masks (K,1,H,W) batched over objects, key_f16 (K,1024,h,w) or
+        (1,1024,h,w) when all K share one frame's -> (K,512,h,w)."""
         x = torch.cat([image, mask, others], dim=1)
         x = self.maxpool(conv_bn_relu(self.conv1, self.bn1, x))
         x = self.layer3(self.layer2(self.layer1(x)))
@@ -165,7 +166,7 @@ class PropagationNetwork(nn.Module):
         dtype = compute_dtype(self)
         value = self.value_encoder(
             image.to(dtype).expand(num_objects, -1, -1, -1),
-            key_f16.to(dtype).expand(num_objects, -1, -1, -1),
+            key_f16.to(dtype),  # (1,...): its half of the fusion block runs once for all K
             masks.to(dtype),
             others_channel(masks.float()).to(dtype),
         )

@@ -154,13 +154,19 @@ def test_fused_conv_relu_keeps_a_real_batch_norm_when_not_folded():
 
 # ---- all objects in one batched call -------------------------------------------------------
 def test_batched_objects_equal_objects_one_by_one(plain_and_folded):
-    """Decoder (with the shared query half), S2M and fusion: K objects in one call give what K
-    separate calls give (the objects never mix inside these networks)."""
+    """Value encoder and decoder (with their shared key/query halves), S2M and fusion: K objects
+    in one call give what K separate calls give (the objects never mix inside these networks)."""
     _, prop = plain_and_folded["stcn"]
     image, masks = _image(5), _masks(3)
     with torch.inference_mode():
         feats = prop.encode_key(image)
         values = prop.encode_value(image, feats.f16, masks)
+        # value encoder: the shared key half of its fusion block computed once for all objects
+        # equals each object encoded alone (its own [image, mask, others] and the key f16)
+        others = masks.sum(0, keepdim=True) - masks
+        alone = torch.cat([prop.value_encoder(image, feats.f16, masks[k : k + 1],
+                                              others[k : k + 1]) for k in range(3)])  # fmt: skip
+        assert float((values[:, :, 0] - alone).abs().max()) < 1e-4
         mem_k = feats.k16.unsqueeze(2)
         batched = prop.segment(mem_k, values, feats)
         looped = torch.cat([prop.segment(mem_k, values[k : k + 1], feats) for k in range(3)])
