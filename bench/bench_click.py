@@ -1,4 +1,5 @@
-"""f-BRS click latency at 480p: the first click (one forward) and a BRS click, fp32 vs fast.
+"""f-BRS click latency at 480p: the first click (one forward; also when its early result, the
+unflipped copy's, is ready) and a BRS click, fp32 vs fast.
 
 python bench/bench_click.py [--device cpu] [--threads 2] [--rounds 3]
 
@@ -13,7 +14,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,11 +33,13 @@ CLICKS = ((225.0, 220.0, True), (400.0, 200.0, False))
 
 @dataclass(frozen=True)
 class ClickTimes:
-    """Seconds per round: the first click, the BRS click, and that click's evaluations."""
+    """Seconds per round: the first click's early result (its unflipped copy, shown by the GUI)
+    and its own, the BRS click, and that click's evaluations."""
 
     first: list[float]
     brs: list[float]
     evaluations: list[int]
+    early: list[float] = field(default_factory=list)
 
 
 def fbrs_weights() -> Path | None:
@@ -65,8 +69,13 @@ def click_round(controller: ClickController, image: torch.Tensor, times: ClickTi
     controller.unanchor()
     with inference_context(image.device):
         for i, (x, y, positive) in enumerate(CLICKS):
+            start = time.perf_counter()
+
+            def early(_mask, start=start) -> None:
+                times.early.append(time.perf_counter() - start)
+
             with Timer() as timer:
-                controller.interact(image, x, y, positive)
+                controller.interact(image, x, y, positive, preview=early)
             if i == 0:
                 times.first.append(timer.seconds)
             else:
@@ -102,6 +111,8 @@ def main() -> None:
     times = compare(args.device, args.rounds)
     med = {n: (statistics.median(t.first), statistics.median(t.brs)) for n, t in times.items()}
     for name, t in times.items():
+        print(f"{name}: first click's early result (shown by the GUI) median "
+              f"{statistics.median(t.early):.2f} s {[round(v, 2) for v in t.early]}")  # fmt: skip
         print(f"{name}: first click median {med[name][0]:.2f} s {[round(v, 2) for v in t.first]}, "
               f"BRS click median {med[name][1]:.2f} s {[round(v, 2) for v in t.brs]} "
               f"({statistics.median(t.evaluations)} evaluations)")  # fmt: skip

@@ -109,6 +109,9 @@ class AppController(QObject):
         self._selection: list[float] | None = None  # x0, y0, x1, y1 while Ctrl-dragging
         self.local_box: tuple[int, int, int, int] | None = None  # y0, y1, x0, x1
         self._unreadable: set[int] = set()  # frames whose file could not be read (reported)
+        # (frame, ids) a running click showed early (f-BRS' first click, before its flip
+        # average): shown until the click's own result arrives; never saved
+        self._preview: tuple[int, np.ndarray] | None = None
         # What each queued or running job is doing, oldest first (the worker runs them in
         # order): the status says the truth from the moment a job is queued until it ends.
         self._jobs: deque[str] = deque()
@@ -119,6 +122,7 @@ class AppController(QObject):
         self.worker.moveToThread(self._thread)
         self._submit.connect(self.worker.run, Qt.QueuedConnection)
         self.worker.edited.connect(self._on_edited)
+        self.worker.click_preview.connect(self._on_click_preview)
         self.worker.progress.connect(self._on_progress)
         self.worker.propagation_started.connect(self._on_propagation_started)
         self.worker.propagation_finished.connect(self._on_propagation_finished)
@@ -162,6 +166,8 @@ class AppController(QObject):
         local = self.project.local
         if self.local_box is not None and local is not None:
             frame, mask = local.crop_image(frame), local.labels()
+        elif self._preview is not None and self._preview[0] == self.frame:
+            mask = self._preview[1]
         else:
             mask = self.project.mask(self.frame)
         hidden = [k for k, o in enumerate(self.project.objects, start=1) if o.hidden]
@@ -406,6 +412,18 @@ class AppController(QObject):
         if self._jobs:
             self._jobs.popleft()
         self._emit_job_status()
+        self._drop_preview()  # a failed click leaves the frame as it was
+
+    def _on_click_preview(self, t: int, ids: np.ndarray) -> None:
+        self._preview = (t, ids)
+        self._set_front("Click: first result shown, refining it (mirrored image)…")
+        if t == self.frame:
+            self.display_changed.emit()
+
+    def _drop_preview(self) -> None:
+        if self._preview is not None:
+            self._preview = None
+            self.display_changed.emit()
 
     def _emit_job_status(self) -> None:
         pending = len(self._jobs)
@@ -422,6 +440,7 @@ class AppController(QObject):
 
     # ---- worker results
     def _on_edited(self, t: int, what: str) -> None:
+        self._preview = None  # the click's own result replaces its early one
         self.timers.resume_user()
         if what:
             self.message.emit(what)

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 class InferenceWorker(QObject):
     edited = pyqtSignal(int, str)  # frame, what happened
+    click_preview = pyqtSignal(int, object)  # frame, early (h, w) uint8 ids of a slow click
     progress = pyqtSignal(int, int, int)  # frame just finished, done, total
     propagation_started = pyqtSignal(list)  # the annotated frames whose rounds run, in order
     propagation_finished = pyqtSignal(int, bool)  # frame propagated from, cancelled
@@ -70,8 +71,13 @@ class InferenceWorker(QObject):
                 job.frame, f"Interaction {job.mode.capitalize()} at frame {job.frame}."
             )
         elif isinstance(job, ClickJob):
-            project.apply_click(job.frame, job.x, job.y, job.positive, job.target)
-            self.edited.emit(job.frame, f"Interaction Click at frame {job.frame}.")
+            frame = job.frame
+
+            def preview(ids) -> None:  # f-BRS' early result, shown until the click's own
+                self.click_preview.emit(frame, ids)
+
+            project.apply_click(frame, job.x, job.y, job.positive, job.target, preview)
+            self.edited.emit(frame, f"Interaction Click at frame {frame}.")
         elif isinstance(job, UndoJob):
             changed = project.redo(job.frame) if job.redo else project.undo(job.frame)
             what = "Redo" if job.redo else "Undo"

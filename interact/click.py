@@ -7,6 +7,8 @@ binary f-BRS mask after every click, and aggregates with the fixed-0.5-backgroun
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from model.aggregate import aggregate_sbg
@@ -58,10 +60,25 @@ class ClickInteraction:
         left, _, top, _ = self.pad
         return [c.moved(c.y - top, c.x - left) for c in self.controller.clicks]
 
-    def add_click(self, x: float, y: float, positive: bool) -> torch.Tensor:
-        """A click at unpadded image coordinates -> the frame's (K+1,1,H,W) probabilities."""
+    def add_click(
+        self,
+        x: float,
+        y: float,
+        positive: bool,
+        preview: Callable[[torch.Tensor], None] | None = None,
+    ) -> torch.Tensor:
+        """A click at unpadded image coordinates -> the frame's (K+1,1,H,W) probabilities.
+
+        preview: called with early (K+1,1,H,W) probabilities where f-BRS has them (a session's
+        first click, before its flip average), merged like the final ones."""
         left, _, top, _ = self.pad
-        mask = self.controller.interact(self.image, x + left, y + top, positive)
+        early = None
+        if preview is not None:
+
+            def early(mask: torch.Tensor) -> None:
+                preview(merge_click_mask(self.prev_prob, self.target_object, mask))
+
+        mask = self.controller.interact(self.image, x + left, y + top, positive, preview=early)
         out = merge_click_mask(self.prev_prob, self.target_object, mask)
         self._results.append(out)
         return out

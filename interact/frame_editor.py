@@ -6,6 +6,7 @@ probabilities. Probabilities are (K+1, H, W) float32 at the padded size, backgro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,8 +41,10 @@ class _ClickSession:
         self.interaction = interaction
         self.strokes: list[ClickMark] = []
 
-    def click(self, mark: ClickMark) -> torch.Tensor:
-        out = self.interaction.add_click(mark.x, mark.y, mark.positive)
+    def click(
+        self, mark: ClickMark, preview: Callable[[torch.Tensor], None] | None = None
+    ) -> torch.Tensor:
+        out = self.interaction.add_click(mark.x, mark.y, mark.positive, preview)
         self.strokes.append(mark)
         return out
 
@@ -155,11 +158,14 @@ class FrameEditor:
         target: int,
         image: torch.Tensor,
         committed: np.ndarray,
+        preview: Callable[[np.ndarray], None] | None = None,
     ) -> np.ndarray:
         """One f-BRS click for object `target` at unpadded (x, y); the frame's new probabilities.
 
         Clicks on the same frame and object accumulate in one session; another frame, another
-        object or another kind of interaction starts a new one.
+        object or another kind of interaction starts a new one. preview: called with early
+        padded probabilities (K+1,H,W) float32 where f-BRS has them (a session's first click),
+        which are not recorded: only the returned result is an edit.
         """
         if self.clicker is None:
             raise RuntimeError("clicks need the f-BRS network (fbrs.pth), which is not loaded")
@@ -171,7 +177,13 @@ class FrameEditor:
             live = _ClickSession(ClickInteraction(image, prev, target, self.pad, self.clicker))
             self._live, self._live_frame = live, t
         mark = ClickMark(x, y, positive)
-        new = live.click(mark)[:, 0].float().cpu().numpy()
+        early = None
+        if preview is not None:
+
+            def early(prob: torch.Tensor) -> None:
+                preview(prob[:, 0].float().cpu().numpy())
+
+        new = live.click(mark, early)[:, 0].float().cpu().numpy()
         self._record(t, base, new, live, mark)
         return new
 

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from model.fbrs.brs import BRSObjective, BRSSettings
-from model.fbrs.clicks import Click, click_squares
+from model.fbrs.clicks import NET_CLICKS_LIMIT, Click, click_squares, points_tensor
 from model.fbrs.controller import ClickController
+from model.fbrs.distance_maps import click_maps
 from model.fbrs.load import load_fbrs, read_fbrs
 from model.fbrs.network import FEATURE_CH
-from model.fbrs.predictor import FBRSPredictor
+from model.fbrs.predictor import NORM_RADIUS, FBRSPredictor
 from model.fbrs.transforms import TransformChain, ZoomIn
 from model.normalize import normalize_frames
 from model.precision import cpu_has_bf16
@@ -136,3 +137,40 @@ def test_click_square_loss_equals_the_full_frame_loss(weights, image):
     assert f == pytest.approx(f_ref, rel=1e-5)
     assert np.linalg.norm(g - g_ref) <= 1e-4 * np.linalg.norm(g_ref)
     assert np.linalg.norm(g_ref) > 0
+
+
+def test_first_click_preview_is_the_unflipped_prediction_and_changes_nothing(weights, image):
+    """A session's first click hands over the image's own prediction before the mirrored copy
+    runs (model/fbrs/predictor.py); the clicks' results are those of a session without it."""
+    net = load_fbrs(weights, "cpu")
+    plain, _, _ = _session(net, image)
+
+    chain = TransformChain(zoom=ZoomIn(target_size=160))
+    predictor = FBRSPredictor(net, transforms=chain)
+    ctrl = ClickController(net, predictor)
+    previews: list[list[torch.Tensor]] = []
+    got: list[torch.Tensor] = []
+    with torch.inference_mode():
+        for x, y, positive in CLICKS:
+            seen: list[torch.Tensor] = []
+            ctrl.interact(image, x, y, positive, preview=seen.append)
+            previews.append(seen)
+            got.append(ctrl.prob.clone())
+        # the expected preview, computed directly: the network on the unflipped frame (no
+        # resize or zoom at this size on a first click) with the first click's maps
+        x, y, positive = CLICKS[0]
+        points = points_tensor([[Click(y, x, positive)]], NET_CLICKS_LIMIT)
+        maps = click_maps(points, *image.shape[-2:], NORM_RADIUS)
+        expected = torch.sigmoid(net(image, maps)) > 0.5
+    # the same results: the first click's two copies ran one by one (float rounding apart,
+    # the same mask), and the later clicks start from the same state
+    assert float((got[0] - plain[0]).abs().max()) < 1e-5
+    assert torch.equal(got[0] > 0.5, plain[0] > 0.5)
+    assert torch.equal(got[1], plain[1]) and torch.equal(got[2], plain[2])
+    assert [len(p) for p in previews] == [1, 0, 0]  # BRS clicks have no early result
+    early = previews[0][0]
+    assert early.shape == plain[0].shape
+    assert torch.equal(early.bool(), expected)
+    assert 0.02 < early.mean() < 0.98  # a real mask, not an empty or full one
+    # it is the unflipped copy alone: the flip average differs somewhere
+    assert not torch.equal(early.bool(), plain[0] > 0.5)

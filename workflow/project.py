@@ -387,13 +387,35 @@ class Project:
         self.editor.stroke(t, mode, label, points, brush, self.session.image(t), self._base(t))
         self._show(t, mode)
 
-    def apply_click(self, t: int, x: float, y: float, positive: bool, object_id: int) -> None:
-        """One f-BRS click at unpadded (x, y) for object `object_id`."""
+    def apply_click(
+        self,
+        t: int,
+        x: float,
+        y: float,
+        positive: bool,
+        object_id: int,
+        preview: Callable[[np.ndarray], None] | None = None,
+    ) -> None:
+        """One f-BRS click at unpadded (x, y) for object `object_id`.
+
+        preview: called (on this thread) with an early (h, w) uint8 id mask of frame t, as
+        mask(t) would show it, where f-BRS has one before its result (a session's first click
+        on the whole frame, before the flip average; not in a local region). Only for display:
+        nothing is recorded or saved until the click's own result.
+        """
         self.record("click", t, object=object_id, positive=positive, local=self.local is not None)
         if self.local is not None and self.local.frame == t:
             self.local.click(x, y, positive, object_id, self._local_image())
             return
-        self.editor.click(t, x, y, positive, object_id, self.session.image(t), self._base(t))
+        early = None
+        if preview is not None:
+
+            def early(prob: np.ndarray) -> None:
+                ids = unpad(torch.from_numpy(prob), self.session.pad).argmax(0)
+                preview(ids.to(torch.uint8).numpy())
+
+        image, base = self.session.image(t), self._base(t)
+        self.editor.click(t, x, y, positive, object_id, image, base, early)
         self._show(t, "click")
 
     def clicks(self, t: int):

@@ -7,7 +7,7 @@ from before the last click without recomputing anything.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,11 +67,14 @@ class ClickController:
         positive: bool,
         key: Hashable | None = None,
         replay: Sequence[np.ndarray] | None = None,
+        preview: Callable[[torch.Tensor], None] | None = None,
     ) -> torch.Tensor:
         """Add a click at padded coordinates (x, y); returns the binary mask (1,1,H,W).
 
         image: (1,3,H,W) normalised padded frame, used only when a session starts. `key` (e.g.
         (frame_idx, object)) starts a new session when it differs from the current one.
+        preview: called with an early binary mask (1,1,H,W) where the predictor has one (a
+        session's first click, about halfway; see model/fbrs/predictor.py).
         """
         if self.anchored and key is not None and key != self._key:
             self.unanchor()
@@ -81,7 +84,8 @@ class ClickController:
             self._key = key
         click = Click(float(y), float(x), bool(positive))
         before = self.predictor.get_state()
-        prob = self.predictor.predict(self._image, [*self.clicks, click], replay)
+        early = None if preview is None else (lambda p: preview((p > PROB_THRESH).float()))
+        prob = self.predictor.predict(self._image, [*self.clicks, click], replay, early)
         self._steps.append(_Step(click, before, prob))
         return (prob > PROB_THRESH).float()
 

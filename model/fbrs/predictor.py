@@ -3,12 +3,17 @@
 The predictor keeps what carries from one click to the next (transform states, the BRS vector,
 the cached features); `get_state`/`set_state` snapshot all of it but the feature cache, which
 the original does not restore on undo either (it is recomputed while there are <= 8 clicks).
+
+A session's first click runs the backbone on the whole frame for the image and its mirror (the
+original's flip test-time augmentation), most of a click's time. With a `preview` callback the
+two copies run one after the other (the same total time, the same numbers) and the image's own
+prediction is handed over as soon as it exists, about halfway, before the flip average.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +24,8 @@ from model.fbrs.clicks import NET_CLICKS_LIMIT, Click, click_squares, points_ten
 from model.fbrs.distance_maps import click_maps
 from model.fbrs.network import FBRSNetwork
 from model.fbrs.transforms import Box, ChainState, TransformChain
+
+Preview = Callable[[torch.Tensor], None]  # receives an early probability (1,1,H,W)
 
 NORM_RADIUS = 260  # MiVOS' distance-map radius (pixels of the network input)
 FEATURE_CACHE_SIZE = 3  # F is 2x160xH/4xW/4 float32: <= 28 MB each at 444x800
@@ -132,35 +139,66 @@ class FBRSPredictor:
             neg = torch.from_numpy(np.stack([n for _, n in maps])[:, None]).to(like.device)
         return pos, neg
 
-    def _compute_features(self, batch: torch.Tensor, points: torch.Tensor, size) -> torch.Tensor:
-        """F (2,160,h/4,w/4) float32 for the network input batch (2,3,h,w) and points (2,2P,2)."""
+    def _compute_features(
+        self, batch: torch.Tensor, points: torch.Tensor, size, preview: Preview | None = None
+    ) -> torch.Tensor:
+        """F (2,160,h/4,w/4) float32 for the network input batch (2,3,h,w) and points (2,2P,2).
+
+        preview: called with the unflipped copy's probability (1,1,H,W) once its features
+        exist, before the mirrored copy is computed (only when the features are computed here,
+        not taken from the cache)."""
         key = (self.transforms.zoom.input_roi, size, points.cpu().numpy().tobytes())
         feats = self.feature_cache.get(key)
         if feats is None:
             maps = click_maps(points, *size, self.norm_radius)
             with torch.no_grad():
-                feats = self.net.features(batch, maps)
+                if preview is None or batch.shape[0] < 2:
+                    feats = self.net.features(batch, maps)
+                else:
+                    # Items of a batch never interact (BN uses running statistics): the two
+                    # copies one by one give the batch's numbers (tests/test_click_speed.py).
+                    first = self.net.features(batch[:1], maps[:1])
+                    preview(self._preview_prob(first, size))
+                    feats = torch.cat([first, self.net.features(batch[1:], maps[1:])])
             self.feature_cache.put(key, feats)
         return feats
+
+    def _preview_prob(self, features: torch.Tensor, size) -> torch.Tensor:
+        """The unflipped copy's probability (1,1,H,W) on the frame, leaving every state as is.
+
+        Its logits stand in for both copies of the flip average (the mirror of the mirrored
+        logits is the copy itself), so the inverse transforms run unchanged on a snapshot."""
+        x = torch.as_tensor(self.brs_x, dtype=torch.float32, device=features.device)
+        logits = apply_vector(self.net, features, x, size).float()
+        state = self.transforms.get_state()
+        try:
+            return self.transforms.inverse(torch.cat([logits, logits.flip(-1)]))
+        finally:
+            self.transforms.set_state(state)
 
     def predict(
         self,
         image: torch.Tensor,
         clicks: Sequence[Click],
         replay: Sequence[np.ndarray] | None = None,
+        preview: Preview | None = None,
     ) -> torch.Tensor:
         """image (1,3,H,W) normalised padded frame, all clicks of the session in its
         coordinates -> probability (1,1,H,W). `replay`: recorded L-BFGS points to evaluate
-        instead of letting the optimiser choose (parity tests)."""
+        instead of letting the optimiser choose (parity tests). `preview`: called once with an
+        early probability (1,1,H,W) when this click is a plain forward whose features are not
+        cached (a session's first click): the unflipped copy's, before the flip average."""
         batch, lists, changed = self.transforms.forward(image, clicks)
         size = (int(batch.shape[-2]), int(batch.shape[-1]))
         points = points_tensor(lists, self.net_clicks_limit, device=image.device)
         recompute = self._features is None or changed or len(clicks) <= self.net_clicks_limit
+        plain_forward = len(clicks) <= self.optimize_after_n_clicks
         if recompute:
-            self._features = self._compute_features(batch, points, size)
+            early = preview if plain_forward else None  # BRS clicks have nothing to show early
+            self._features = self._compute_features(batch, points, size, early)
         pos, neg = self._click_squares(lists, size, image)
         brs, x0 = None, None
-        if len(clicks) > self.optimize_after_n_clicks:
+        if not plain_forward:
             x0 = self.brs_x
             objective = BRSObjective(self.net, self._features, pos, neg, self.settings)
             brs = refine(objective, x0, replay)
