@@ -1,6 +1,7 @@
 """Per layer: oneDNN's direct channels-last 3x3 convolution vs NNPACK's Winograd (with the
-NCHW <-> NHWC conversions a Winograd call costs inside a channels-last network), at the sizes a
-480x854 frame gives, and which one model/winograd.py's `pays_off` rule picks.
+NCHW <-> NHWC conversions a Winograd call costs inside a channels-last network; dilated layers
+tiled, model/winograd.py dilated_by_tiling), at the sizes a 480x854 frame gives, and which one
+model/winograd.py's rule (WinogradConv2d.use_winograd) picks.
 
     python bench/bench_winograd.py [--height 480 --width 864] [--threads 2]
 
@@ -21,7 +22,7 @@ from torch import nn
 import model.fused_ops as fused_ops
 from model.build import PROPAGATION, S2M, load_network
 from model.precision import Precision
-from model.winograd import eligible, nnpack_ready, pays_off
+from model.winograd import WinogradConv2d, dilated_by_tiling, eligible, nnpack_ready
 
 
 def layer_inputs(height: int, width: int) -> list[tuple[str, nn.Conv2d, tuple[int, ...]]]:
@@ -87,11 +88,16 @@ def main() -> None:
             x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
             w_nhwc, w_nchw, bias = conv.weight, conv.weight.contiguous(), conv.bias
 
-            def direct(x=x, w=w_nhwc, b=bias):
-                return F.conv2d(x, w, b, 1, 1)
+            rate = conv.dilation[0]
 
-            def winograd(x=x, w=w_nchw, b=bias):
-                y = torch._nnpack_spatial_convolution(x.contiguous(), w, b, [1, 1], [1, 1])
+            def direct(x=x, w=w_nhwc, b=bias, conv=conv):
+                return F.conv2d(x, w, b, 1, conv.padding, conv.dilation)
+
+            def winograd(x=x, w=w_nchw, b=bias, rate=rate):
+                if rate > 1:
+                    y = dilated_by_tiling(x.contiguous(), w, b, rate)
+                else:
+                    y = torch._nnpack_spatial_convolution(x.contiguous(), w, b, [1, 1], [1, 1])
                 return y.contiguous(memory_format=torch.channels_last)
 
             direct(), winograd()  # warm-up
@@ -99,7 +105,7 @@ def main() -> None:
             for _ in range(args.repeats):  # alternated, so load changes hit both alike
                 a, b = min(a, best_of(direct, 1)), min(b, best_of(winograd, 1))
             gmac = 9 * shape[1] * conv.out_channels * shape[2] * shape[3] / 1e9
-            rule = "Winograd" if pays_off(shape[1], conv.out_channels, *shape[2:]) else "direct"
+            rule = "Winograd" if WinogradConv2d.use_winograd(conv, x) else "direct"
             print(f"{name:44s} {str(shape):>20s} {gmac:6.2f} {a * 1e3:7.1f} {b * 1e3:8.1f} "
                   f"{b / a:5.2f}  {rule}", flush=True)  # fmt: skip
 

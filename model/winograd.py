@@ -9,9 +9,10 @@ PyTorch itself for large batches; we call it for batch 1 too. Its rounding diffe
 direct convolution by ~1e-5 relative per layer, well inside the parity tolerances
 (../shared/parity, checked by tests/test_parity_modules.py and the P1 replay).
 
-Only eligible layers use it (CPU, float32, 3x3, stride 1, no dilation, one group, no autograd,
-NNPACK present) and only calls where it measured faster (`pays_off`: wide layers on large maps);
-everything else is an ordinary nn.Conv2d call. The networks are stored channels-last, where
+Only eligible layers use it (CPU, float32, 3x3, stride 1, one group, no autograd, NNPACK
+present; a dilated layer is tiled into one undilated convolution, `dilated_by_tiling`) and only
+calls where it measured faster (`pays_off`: wide layers on large maps); everything else is an
+ordinary nn.Conv2d call. The networks are stored channels-last, where
 oneDNN is fastest for everything else (1x1 convolutions, fused ReLU/add); a Winograd call
 converts its input to NCHW and its output back, which the table below already counts.
 """
@@ -63,15 +64,24 @@ class WinogradConv2d(nn.Conv2d):
 
     def use_winograd(self, x: torch.Tensor) -> bool:
         """Whether this call goes through NNPACK (see the module docstring for the rule)."""
-        return (
+        if not (
             x.device.type == "cpu"
             and x.dtype == torch.float32
             and self.weight.dtype == torch.float32
             and x.dim() == 4
-            and pays_off(x.shape[1], self.out_channels, x.shape[-2], x.shape[-1])
             and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
             and nnpack_ready()
-        )
+        ):
+            return False
+        height, width = x.shape[-2:]
+        rate = self.dilation[0]
+        if rate > 1:
+            height, width = tiled_size(height, width, rate)
+            # oneDNN skips the taps that fall in the padding; tiling adds separator rows and
+            # columns: worth it only while the tiled map stays close to the original
+            if height * width > MAX_TILED_GROWTH * x.shape[-2] * x.shape[-1]:
+                return False
+        return pays_off(x.shape[1], self.out_channels, height, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.convolve(x, self.weight, self.bias)
@@ -85,25 +95,68 @@ class WinogradConv2d(nn.Conv2d):
             return self._conv_forward(x, weight, bias)
         channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
         x, weight, padding = x.contiguous(), weight.contiguous(), list(self.padding)
+        rate = self.dilation[0]
         # NNPACK's batch-1 path is its inference kernel; with a batch it switches to a training
         # kernel that measured ~3x slower than batch-1 calls (and slower than oneDNN): K objects
         # go through one at a time.
-        outs = [
-            torch._nnpack_spatial_convolution(x[i : i + 1], weight, bias, padding, [1, 1])
-            for i in range(x.shape[0])
-        ]
+        if rate > 1:
+            outs = [dilated_by_tiling(x[i : i + 1], weight, bias, rate) for i in range(x.shape[0])]
+        else:
+            outs = [
+                torch._nnpack_spatial_convolution(x[i : i + 1], weight, bias, padding, [1, 1])
+                for i in range(x.shape[0])
+            ]
         out = outs[0] if len(outs) == 1 else torch.cat(outs)
         # back to the caller's layout, so the next (oneDNN) layer gets what it is fastest on
         return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
 
+# A dilated convolution goes through NNPACK only when tiling grows its map by at most this
+# factor (S2M's layer4 and f-BRS's layer3/4: 1.06-1.11; ASPP rates of 6-36 on 1/8-1/16 maps:
+# 1.3-2.1, where oneDNN, which skips the taps that read padding, stays faster).
+MAX_TILED_GROWTH = 1.2
+
+
+def tiled_size(height: int, width: int, rate: int) -> tuple[int, int]:
+    """The map dilated_by_tiling convolves for a (height, width) input at dilation `rate`."""
+    return rate * (-(-height // rate) + 1), rate * (-(-width // rate) + 1)
+
+
+def dilated_by_tiling(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rate: int
+) -> torch.Tensor:
+    """A 3x3 convolution with dilation and zero padding `rate` (same size) as one undilated
+    Winograd convolution: x (1,C,H,W) float32 NCHW -> (1,O,H,W) NCHW.
+
+    The taps of a convolution dilated by r at pixel (i + r*a, j + r*b) only read pixels of the
+    same phase (i, j): each of the r*r sub-images x[..., i::r, j::r] is convolved by the plain
+    3x3 kernel on its own. They are laid side by side in one map with a zero row and column
+    after each (the padding their convolutions would see), so one NNPACK call with padding 1
+    does all of them; the outputs are put back in place. Exact up to float rounding.
+    """
+    _, channels, height, width = x.shape
+    h, w = -(-height // rate), -(-width // rate)  # each sub-image, after padding to r multiples
+    padded = x.new_zeros(channels, h * rate, w * rate)
+    padded[:, :height, :width] = x[0]
+    tiles = x.new_zeros(channels, rate, h + 1, rate, w + 1)
+    # (C, h, r, w, r) -> (C, r, h, r, w): phase (i, j) becomes tile (i, j)
+    tiles[:, :, :h, :, :w] = padded.view(channels, h, rate, w, rate).permute(0, 2, 1, 4, 3)
+    big = tiles.view(1, channels, rate * (h + 1), rate * (w + 1))
+    out = torch._nnpack_spatial_convolution(big, weight, bias, [1, 1], [1, 1])
+    out = out.view(-1, rate, h + 1, rate, w + 1)[:, :, :h, :, :w]
+    out = out.permute(0, 2, 1, 4, 3).reshape(1, -1, h * rate, w * rate)
+    return out[:, :, :height, :width].contiguous()
+
+
 def eligible(conv: nn.Module) -> bool:
-    """A plain 3x3, stride-1, undilated, single-group, zero-padded Conv2d."""
+    """A plain 3x3, stride-1, single-group, zero-padded Conv2d; dilated ones only with the
+    same dilation both ways and padding equal to it (output the size of the input)."""
     return (
         type(conv) is nn.Conv2d
         and conv.kernel_size == (3, 3)
         and conv.stride == (1, 1)
-        and conv.dilation == (1, 1)
+        and conv.dilation[0] == conv.dilation[1]
+        and (conv.dilation == (1, 1) or tuple(conv.padding) == conv.dilation)
         and conv.groups == 1
         and conv.padding_mode == "zeros"
         and not isinstance(conv.padding, str)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from inference_core.api import index_mask_to_prob
@@ -291,7 +292,8 @@ def test_winograd_convolutions_match_direct_ones_and_only_eligible_layers_change
     torch.manual_seed(7)
     net = nn.Sequential(
         nn.Conv2d(256, 256, 3, padding=1),  # eligible, and wide enough to pay off
-        nn.Conv2d(256, 256, 3, padding=2, dilation=2),  # dilated: oneDNN
+        nn.Conv2d(256, 256, 3, padding=2, dilation=2),  # dilated, same size: tiled
+        nn.Conv2d(256, 256, 3, padding=1, dilation=2),  # dilated, shrinks the map: oneDNN
         nn.Conv2d(256, 256, 3, stride=2, padding=1),  # strided: oneDNN
         nn.Conv2d(256, 8, 1),  # 1x1: oneDNN
         nn.Conv2d(8, 8, 3, padding=1, bias=False),  # eligible but narrow: oneDNN at run time
@@ -299,10 +301,10 @@ def test_winograd_convolutions_match_direct_ones_and_only_eligible_layers_change
     x = torch.randn(2, 256, 41, 95)  # odd size, batch 2, 2.2 GMAC per item in the first layer
     with torch.inference_mode():
         want = net(x)
-        assert use_winograd_convs(net) == 2
-        assert [type(m) is WinogradConv2d for m in net] == [True, False, False, False, True]
-        assert net[0].use_winograd(x)
-        assert not net[4].use_winograd(torch.zeros(1, 8, 41, 95))  # 8 channels: no gain
+        assert use_winograd_convs(net) == 3
+        assert [type(m) is WinogradConv2d for m in net] == [True, True, False, False, False, True]
+        assert net[0].use_winograd(x) and net[1].use_winograd(x)
+        assert not net[5].use_winograd(torch.zeros(1, 8, 41, 95))  # 8 channels: no gain
         assert not net[0].use_winograd(x[:, :, :20, :40])  # a small map: no gain
         got = net(x)
         # channels-last in, channels-last out (the networks' layout between layers)
@@ -316,6 +318,23 @@ def test_winograd_convolutions_match_direct_ones_and_only_eligible_layers_change
     net[0].weight.requires_grad_(True)
     y = net[0](x)
     assert y.requires_grad and not net[0].use_winograd(x.requires_grad_(True))
+
+
+@pytest.mark.parametrize(("rate", "size"), [(2, (30, 54)), (3, (17, 23)), (4, (31, 45))])
+def test_dilated_convolution_by_tiling_equals_the_dilated_one(rate, size):
+    if not nnpack_ready():
+        pytest.skip("this PyTorch build has no NNPACK")
+    from model.winograd import dilated_by_tiling  # noqa: PLC0415
+
+    gen = torch.Generator().manual_seed(rate)
+    x = torch.randn(1, 24, *size, generator=gen)
+    weight = torch.randn(16, 24, 3, 3, generator=gen) / 15
+    bias = torch.randn(16, generator=gen)
+    with torch.inference_mode():
+        want = F.conv2d(x, weight, bias, padding=rate, dilation=rate)
+        got = dilated_by_tiling(x, weight, bias, rate)
+    assert got.shape == want.shape
+    assert _rel_err(got, want) < 1e-5
 
 
 def test_winograd_pays_off_only_for_wide_layers_on_large_maps():
