@@ -416,7 +416,7 @@ class AppController(QObject):
 
     def _on_click_preview(self, t: int, ids: np.ndarray) -> None:
         self._preview = (t, ids)
-        self._set_front("Click: first result shown, refining it (mirrored image)…")
+        self._set_front("Click: preview shown, refining…")  # fits the status box
         if t == self.frame:
             self.display_changed.emit()
 

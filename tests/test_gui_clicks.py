@@ -86,7 +86,7 @@ def test_a_first_click_shows_its_early_result_then_its_own(qtbot, assets, tmp_pa
     _, t, ids, view = events[0]
     assert t == 0 and (ids == 2).any() and set(np.unique(ids)) <= {0, 2}
     assert not np.array_equal(view, before_view)  # the early mask was on screen
-    assert any("first result shown" in s for s in statuses)
+    assert any("preview shown, refining" in s for s in statuses)
     assert (project.mask(0) == 2).any()
     qtbot.waitUntil(lambda: statuses[-1] == "Idle", timeout=30000)  # the job's end follows
     # nothing of the early mask stays: undoing the click shows the frame as before
