@@ -12,9 +12,9 @@ direct convolution by ~1e-5 relative per layer, well inside the parity tolerance
 Only eligible layers use it (CPU, float32, 3x3, stride 1, one group, no autograd, NNPACK
 present; a dilated layer is tiled into one undilated convolution, `dilated_by_tiling`) and only
 calls where it measured faster (`pays_off`: wide layers on large maps); everything else is an
-ordinary nn.Conv2d call. The networks are stored channels-last, where
-oneDNN is fastest for everything else (1x1 convolutions, fused ReLU/add); a Winograd call
-converts its input to NCHW and its output back, which the table below already counts.
+ordinary nn.Conv2d call. The networks are stored channels-last, where oneDNN is fastest for
+everything else (1x1 convolutions, fused ReLU/add); a Winograd call converts its input to NCHW
+and its output back, which the table below already counts.
 """
 
 from __future__ import annotations
@@ -94,8 +94,10 @@ class WinogradConv2d(nn.Conv2d):
         if not self.use_winograd(x):
             return self._conv_forward(x, weight, bias)
         channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-        x, weight, padding = x.contiguous(), weight.contiguous(), list(self.padding)
         rate = self.dilation[0]
+        # dilated_by_tiling copies x into its tiles from any layout
+        x = x if rate > 1 else x.contiguous()
+        weight, padding = weight.contiguous(), list(self.padding)
         # NNPACK's batch-1 path is its inference kernel; with a batch it switches to a training
         # kernel that measured ~3x slower than batch-1 calls (and slower than oneDNN): K objects
         # go through one at a time.
@@ -126,7 +128,7 @@ def dilated_by_tiling(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rate: int
 ) -> torch.Tensor:
     """A 3x3 convolution with dilation and zero padding `rate` (same size) as one undilated
-    Winograd convolution: x (1,C,H,W) float32 NCHW -> (1,O,H,W) NCHW.
+    Winograd convolution: x (1,C,H,W) float32, any memory format -> (1,O,H,W) NCHW.
 
     The taps of a convolution dilated by r at pixel (i + r*a, j + r*b) only read pixels of the
     same phase (i, j): each of the r*r sub-images x[..., i::r, j::r] is convolved by the plain

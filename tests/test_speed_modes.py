@@ -333,8 +333,11 @@ def test_dilated_convolution_by_tiling_equals_the_dilated_one(rate, size):
     with torch.inference_mode():
         want = F.conv2d(x, weight, bias, padding=rate, dilation=rate)
         got = dilated_by_tiling(x, weight, bias, rate)
+        nhwc = dilated_by_tiling(x.contiguous(memory_format=torch.channels_last), weight, bias,
+                                 rate)  # fmt: skip
     assert got.shape == want.shape
     assert _rel_err(got, want) < 1e-5
+    assert torch.equal(nhwc, got)  # the input's layout does not matter
 
 
 def test_winograd_pays_off_only_for_wide_layers_on_large_maps():
