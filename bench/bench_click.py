@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from common import REPO, Timer, frames
+from common import REPO, Timer, frames, scratch_folder
 
 from model.fbrs.controller import ClickController
 from model.fbrs.load import load_fbrs
@@ -52,7 +51,7 @@ def fbrs_weights() -> Path | None:
     sys.path.insert(0, str(synth.parent))
     from synth_weights import synth_state_dict  # noqa: PLC0415
 
-    path = Path(tempfile.mkdtemp(prefix="mivos-bench-")) / "fbrs.pth"
+    path = scratch_folder("mivos-bench-") / "fbrs.pth"
     schema = REPO.parent / "shared" / "checkpoints" / "schema" / "fbrs.json"
     torch.save(synth_state_dict(str(schema)), path)
     return path

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import resource
-import tempfile
 from pathlib import Path
 
 import torch
-from common import Timer, first_mask, gib, networks, process_rss_bytes, write_video
+from common import Timer, first_mask, gib, networks, process_rss_bytes, scratch_folder, write_video
 
 from inference_core.api import index_mask_to_prob
 from inference_core.config import InferenceConfig
@@ -32,7 +31,7 @@ def main() -> None:
     p.add_argument("--video", help="use this video instead of generating one")
     args = p.parse_args()
     torch.set_num_threads(2)
-    work = Path(tempfile.mkdtemp(prefix="mivos-bench-mem-"))
+    work = scratch_folder("mivos-bench-mem-")
     video = Path(args.video) if args.video else work / "clip.mp4"
     if not args.video:
         with Timer() as t:

@@ -20,13 +20,12 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import REPO, Timer, first_mask, frames, networks, weight_files
+from common import REPO, Timer, first_mask, frames, networks, scratch_folder, weight_files
 
 from inference_core.api import index_mask_to_prob
 from inference_core.config import InferenceConfig
@@ -139,7 +138,7 @@ def whole_process(args: argparse.Namespace) -> None:
     from PIL import Image  # noqa: PLC0415
 
     paths = weight_files()
-    work = Path(tempfile.mkdtemp(prefix="mivos-whole-"))
+    work = scratch_folder("mivos-whole-")
     video = write_video(work / "clip.mp4", args.whole, args.height, args.width)
     masks = work / "masks"
     masks.mkdir()

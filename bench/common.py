@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import sys
 import tempfile
 import time
@@ -18,6 +20,14 @@ from model.build import Networks, load_networks  # noqa: E402
 from util.memory import process_rss_bytes  # noqa: E402
 
 
+def scratch_folder(prefix: str) -> Path:
+    """A new temporary folder removed when the process exits: benchmarks write hundreds of MB
+    (weights, clips) per run and must not leave them behind in /tmp."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def weight_files() -> list[Path] | None:
     """stcn/fusion_stcn/s2m .pth with synthetic weights in a temporary folder (the official
     layout and statistics, from ../shared's tool), or None where ../shared is absent."""
@@ -27,7 +37,7 @@ def weight_files() -> list[Path] | None:
     sys.path.insert(0, str(synth.parent))
     from synth_weights import synth_state_dict  # noqa: PLC0415
 
-    folder = Path(tempfile.mkdtemp(prefix="mivos-bench-"))
+    folder = scratch_folder("mivos-bench-")
     paths = []
     for name in ("stcn", "fusion_stcn", "s2m"):
         schema = REPO.parent / "shared" / "checkpoints" / "schema" / f"{name}.json"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,9 @@ class ResultArrays:
             return
         if spill_dir is None:
             folder = self._owned = Path(tempfile.mkdtemp(prefix="mivos-results-"))
+            # Removed when this object is collected or the process exits, so a session that is
+            # dropped without close() does not leave gigabytes of spilled results in /tmp.
+            self._cleanup = weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
         else:
             folder = Path(spill_dir)
         folder.mkdir(parents=True, exist_ok=True)
@@ -77,5 +81,5 @@ class ResultArrays:
         """Remove a temporary backing folder (results are gone after this)."""
         if self._owned is not None:
             self.labels = self._probs = None
-            shutil.rmtree(self._owned, ignore_errors=True)
+            self._cleanup()
             self._owned = None

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -11,6 +13,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # per-user data folder is an empty temporary one unless a test sets its own.
 _USER_DATA = tempfile.mkdtemp(prefix="mivos-test-userdata-")
 os.environ["XDG_DATA_HOME"] = _USER_DATA
+atexit.register(shutil.rmtree, _USER_DATA, ignore_errors=True)
 os.environ.pop("MIVOS_WEIGHTS", None)
 
 from tests.shared_assets import write_synthetic_checkpoint  # noqa: E402

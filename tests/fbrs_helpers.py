@@ -39,7 +39,10 @@ def he_initialised_fbrs(seed: int = 0, fast: bool = False, tmp: Path | None = No
     """The He-initialised click network loaded as the application loads it (load_fbrs:
     batch norm folded; `fast` as --fast), through a checkpoint file in `tmp` (else a temp dir)."""
     if tmp is None:
+        import atexit  # noqa: PLC0415
+        import shutil  # noqa: PLC0415
         import tempfile  # noqa: PLC0415
 
         tmp = Path(tempfile.mkdtemp(prefix="fbrs-he-"))
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     return load_fbrs(write_he_checkpoint(tmp / f"fbrs_he{seed}.pth", seed), "cpu", fast=fast)

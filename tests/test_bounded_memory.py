@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +13,7 @@ from PIL import Image
 from inference_core.config import InferenceConfig
 from inference_core.frames import ArrayFrames, ImageFolderFrames
 from inference_core.memory_bank import MemoryBank
+from inference_core.result_storage import ResultArrays
 from inference_core.results import ResultStore
 from inference_core.session import Session
 from model.build import load_networks
@@ -44,6 +48,25 @@ def test_a_long_video_results_are_memory_mapped(tmp_path):
     assert explicit.padded_mask(3).shape == (480, 864)
     short = ResultStore(10, (64, 96), 1, (0, 0, 0, 0))
     assert not short.storage.memory_mapped and not isinstance(short.storage.labels, np.memmap)
+    explicit.storage.close()  # a folder the caller named stays: it is the caller's
+    assert (tmp_path / "res" / "probs.npy").is_file()
+    store.storage.close()
+
+
+def test_spilled_results_in_a_temporary_folder_are_removed_even_without_close():
+    # Spilled results of a dropped session (e.g. the GUI reopening another video) must not stay
+    # in /tmp: at 480p they take ~0.5 GB of disk per 1,000 frames actually written.
+    spilled = ResultArrays(4, 2, (32, 48), np.dtype(np.float16), ram_budget=0)
+    folder = Path(spilled.labels.filename).parent
+    assert folder.is_dir() and folder.name.startswith("mivos-results-")
+    del spilled
+    gc.collect()
+    assert not folder.exists()
+    closed = ResultArrays(4, 2, (32, 48), np.dtype(np.float16), ram_budget=0)
+    folder = Path(closed.labels.filename).parent
+    closed.close()
+    assert not folder.exists()
+    closed.close()  # idempotent
 
 
 def test_memory_mapped_results_equal_ram_results(nets, tmp_path):
