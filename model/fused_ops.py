@@ -40,12 +40,21 @@ def _fusable(conv: nn.Module, x: torch.Tensor, *others: torch.Tensor) -> bool:
     return all(o.dtype == x.dtype and o.shape[0] == x.shape[0] for o in others)
 
 
+def _int8(conv: nn.Module, x: torch.Tensor) -> bool:
+    """Whether conv runs this call in int8 (model/int8.py, the fast mode on VNNI CPUs); it
+    applies the ReLU and residual add itself."""
+    use_int8 = getattr(conv, "use_int8", None)
+    return use_int8 is not None and use_int8(x)
+
+
 def _args(conv: nn.Conv2d) -> tuple:
     return (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
 
 
 def conv_bn_relu(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """relu(bn(conv(x))); one fused pass when bn is folded away (nn.Identity)."""
+    if isinstance(bn, nn.Identity) and _int8(conv, x):
+        return conv.convolve(x, conv.weight, conv.bias, relu=True)
     if isinstance(bn, nn.Identity) and _fusable(conv, x):
         return _POINTWISE(x, conv.weight, conv.bias, *_args(conv), "relu", [], "")
     return F.relu(bn(conv(x)))
@@ -70,6 +79,9 @@ def conv_bn_add(
 ) -> torch.Tensor:
     """bn(conv(x)) + other, then ReLU when `relu`; one pass when bn is folded and `other` has
     conv's output shape (a broadcast `other` takes the plain path)."""
+    if isinstance(bn, nn.Identity) and _int8(conv, x) and other.dim() == 4:
+        if tuple(other.shape) == _output_shape(conv, x):
+            return conv.convolve(x, conv.weight, conv.bias, relu=relu, add=other)
     if isinstance(bn, nn.Identity) and _fusable(conv, x, other):
         out_shape = _output_shape(conv, x)
         if tuple(other.shape) == out_shape:

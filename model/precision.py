@@ -9,7 +9,9 @@ fast (`--fast`, InferenceConfig.fast): whatever this machine computes fastest at
 pixels equal to fp32 (tests/test_speed_modes.py):
   * CUDA: fp16 autocast with channels-last weights (what the original calls AMP);
   * CPU with bf16 units (AVX-512 BF16 or AMX): bfloat16 weights and activations, channels-last
-    (about 2x fp32 on such a CPU; PERFORMANCE.md, bench/bench_speed.py);
+    (about 2x fp32 on such a CPU; PERFORMANCE.md, bench/bench_speed.py); where the CPU also has
+    int8 units (VNNI/AMX), the propagation and fusion networks' wide 3x3 convolutions run in
+    int8 (model/int8.py: ~0.55x their bf16 time);
   * other CPUs and MPS: bf16 would be emulated and slower, so fast = fp32 (the log says so).
 Memory reads (affinity, top-k softmax), aggregation and everything stored as a result stay in
 float32 in every mode; only the convolutional networks change precision.
@@ -24,6 +26,7 @@ import torch
 from torch import nn
 
 from model.fold_bn import fold_batchnorm
+from model.int8 import int8_ready, use_int8_convs
 from model.winograd import nnpack_ready, use_winograd_convs
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ class Precision:
     autocast: torch.dtype | None = None
     fast: bool = False
     winograd: bool = False  # fp32 3x3 convolutions through NNPACK (model/winograd.py)
+    int8: bool = False  # the fast mode's wide convolutions in int8 (model/int8.py)
 
     def describe(self) -> str:
         """One line for logs and status bars, e.g. 'fast: bf16 + channels-last (CPU)'."""
@@ -67,6 +71,9 @@ def choose_precision(device: torch.device | str, fast: bool = False) -> Precisio
         return Precision("fast: fp16 autocast + channels-last (CUDA)", torch.float32, True,
                          torch.float16, fast=True)  # fmt: skip
     if device.type == "cpu" and cpu_has_bf16():
+        if int8_ready():
+            return Precision("fast: bf16 + channels-last, wide convolutions int8 (CPU)",
+                             torch.bfloat16, True, fast=True, int8=True)  # fmt: skip
         return Precision("fast: bf16 + channels-last (CPU)", torch.bfloat16, True, fast=True)
     reason = "this CPU has no bf16 units" if device.type == "cpu" else f"{device.type} device"
     fp32 = _fp32(device)
@@ -109,6 +116,8 @@ def prepare_for_inference(net: nn.Module, precision: Precision) -> nn.Module:
     net.to(precision.dtype)
     if precision.channels_last:
         net.to(memory_format=torch.channels_last)
+    if precision.int8:
+        use_int8_convs(net)
     if precision.winograd:
         use_winograd_convs(net)  # after the layout: their weights go back to NCHW for NNPACK
         for module in net.modules():

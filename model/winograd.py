@@ -183,7 +183,9 @@ def use_winograd_convs(net: nn.Module) -> int:
 def convolve_like(
     conv: nn.Conv2d, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 ) -> torch.Tensor:
-    """conv's convolution (padding, stride, dilation, kernel choice) of x with `weight`/`bias`."""
-    if isinstance(conv, WinogradConv2d):
-        return conv.convolve(x, weight, bias)
+    """conv's convolution (padding, stride, dilation, kernel choice) of x with `weight`/`bias`:
+    a layer with its own kernel choice (WinogradConv2d, model/int8.Int8Conv2d) makes it."""
+    convolve = getattr(conv, "convolve", None)
+    if convolve is not None:
+        return convolve(x, weight, bias)
     return conv._conv_forward(x, weight, bias)

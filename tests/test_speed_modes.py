@@ -372,3 +372,23 @@ def test_gathered_memory_read_equals_the_dense_one(frames, top_k, monkeypatch):
     got = read_memory(mk, qk, mv, top_k)
     assert got.shape == want.shape == (3, 512, 6, 10)
     assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_fast_s2m_agrees_with_fp32_on_99_percent_of_pixels(synthetic_checkpoints):
+    # The fast S2M is bf16 (no int8: model/s2m.py); synthetic weights leave ~8 % of logits
+    # within 0.1 of 0, so this is a strict check
+    h, w = 192, 320
+    image = _image(7, h, w)
+    scribbles = np.full((h, w), 255, np.uint8)
+    scribbles[40:46, 40:140], scribbles[120:126, 180:290], scribbles[90:94, 10:40] = 1, 2, 0
+    prev = torch.zeros(h, w, dtype=torch.uint8)
+    masks = []
+    for fast in (False, True):
+        precision = choose_precision("cpu", fast=fast)
+        s2m = load_network(S2M, synthetic_checkpoints["s2m"], precision=precision)
+        with torch.inference_mode():
+            logits = scribble_logits(s2m, image, prev, scribbles, 2).float()
+        masks.append(logits > 0)
+    fp32, fast = masks
+    assert 0.02 < fp32.float().mean() < 0.98  # not a trivially empty or full mask
+    assert (fp32 == fast).float().mean() >= 0.99
