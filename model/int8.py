@@ -12,10 +12,10 @@ Only Inference" (CVPR 2018), with dynamic activation ranges instead of calibrate
 
 A layer's output differs from float by ~0.5-1 % relative; over a propagated clip >= 99 % of
 mask pixels stay equal to fp32 (tests/test_speed_modes.py). Only the fast mode uses it, only
-in layers where it measured faster (`pays_off`), not in networks that opt out
-(`int8_exempt`: the value encoder and S2M;
-f-BRS prepares without it), and only where the kernels exist (`int8_ready`);
-any other call (autograd, other devices, fp32 networks) is the ordinary convolution.
+in layers where it measured faster (`pays_off`), not in networks that opt out (`int8_exempt`:
+the value encoder and S2M; f-BRS prepares without it), and only where the kernels exist
+(`int8_ready`); any other call (autograd, other devices, fp32 networks) is the ordinary
+convolution.
 """
 
 from __future__ import annotations
