@@ -126,11 +126,9 @@ def _to_uint8(x: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
 
     PyTorch's vectorised quantize_per_tensor is ~1.6x faster than the same op by op (3.3 vs
     5.1 ms at 256x120x216) but deprecated along with quantized tensors: used while it exists
-    (its deprecation warning silenced here), else the op-by-op form."""
+    (its deprecation warning filtered below), else the op-by-op form."""
     if _QUANTIZE is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return _QUANTIZE(x.float(), scale, zero_point, torch.quint8).int_repr()
+        return _QUANTIZE(x.float(), scale, zero_point, torch.quint8).int_repr()
     return uint8_by_ops(x, scale, zero_point)
 
 
@@ -141,6 +139,9 @@ def uint8_by_ops(x: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor
 
 
 _QUANTIZE = getattr(torch, "quantize_per_tensor", None)
+# A filter, not catch_warnings around each call: that swaps the process-wide filters and is not
+# safe while the GUI's worker thread and the main thread both run.
+warnings.filterwarnings("ignore", r"torch\.quantize_per_tensor, .* are deprecated", UserWarning)
 
 
 def _packed(conv: Int8Conv2d, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
