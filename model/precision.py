@@ -72,7 +72,7 @@ def choose_precision(device: torch.device | str, fast: bool = False) -> Precisio
                          torch.float16, fast=True)  # fmt: skip
     if device.type == "cpu" and cpu_has_bf16():
         if int8_ready():
-            return Precision("fast: bf16 + channels-last, wide convolutions int8 (CPU)",
+            return Precision("fast: bf16 + channels-last, int8 3x3 convolutions (CPU)",
                              torch.bfloat16, True, fast=True, int8=True)  # fmt: skip
         return Precision("fast: bf16 + channels-last (CPU)", torch.bfloat16, True, fast=True)
     reason = "this CPU has no bf16 units" if device.type == "cpu" else f"{device.type} device"
