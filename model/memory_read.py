@@ -64,9 +64,9 @@ def read_memory(mk: torch.Tensor, qk: torch.Tensor, mv: torch.Tensor, top_k: int
     pass). The original scatters the weights into an N x M matrix that is zero but for top_k
     entries per column and multiplies it densely, which grows with the memory (~0.5 s per frame
     and object at 11 memory frames at 480p). Here the weights stay sparse: on the CPU a CSR
-    matrix (top_k entries per query row) times the memory values, one sparse-dense product
-    (MKL's, through torch.sparse.mm: 1-5 ms at 480p where the dense product took 34-98 ms for
-    1-3 objects at 2 memory frames); on other devices the dense product for a memory of up to
+    matrix (top_k entries per query row) times each object's memory values (MKL's sparse-dense
+    product through torch.sparse.mm: 1-2 ms per object at 480p where the dense product took
+    34-98 ms for 1-3 objects at 2 memory frames); on other devices the dense product for a memory of up to
     DENSE_MAX_RATIO frames and gathered rows beyond. Numbers equal the original's up to float
     summation order (tests/test_speed_modes.py).
     """
@@ -109,19 +109,23 @@ def read_memory(mk: torch.Tensor, qk: torch.Tensor, mv: torch.Tensor, top_k: int
 def _sparse_readout(
     indices: torch.Tensor, weights: torch.Tensor, mv: torch.Tensor, n: int
 ) -> torch.Tensor:
-    """sum_j weights[q, j] * mv[..., indices[q, j]] for every query q as one CSR x dense
-    product: indices/weights (M, k), mv (K,Cv,T,h,w) with T*h*w = n -> (K, Cv, M) float32, a
-    view of an (M, K*Cv) result (each query's channels contiguous: channels-last)."""
+    """sum_j weights[q, j] * mv[..., indices[q, j]] for every query q as CSR x dense products:
+    indices/weights (M, k), mv (K,Cv,T,h,w) with T*h*w = n -> (K, Cv, M) float32, each
+    object's (M, Cv) result viewed channels-last.
+
+    One product per object, on that object's (N, Cv) rows: a view when mv is position-major
+    float32 (inference_core/memory_bank.py), else a copy."""
     m, k = indices.shape
-    num_objects, cv = mv.shape[:2]
     # CSR wants each row's column indices sorted and distinct (top-k gives distinct ones)
     indices, order = torch.sort(indices, dim=1)
     weights = weights.gather(1, order)
     crow = torch.arange(0, m * k + 1, k, dtype=torch.int64, device=mv.device)
     matrix = _csr(crow, indices.reshape(-1), weights.reshape(-1), (m, n))
-    rows = mv.reshape(num_objects * cv, n).t().float().contiguous()  # N, K*Cv
-    out = torch.sparse.mm(matrix, rows)  # M, K*Cv
-    return out.view(m, num_objects, cv).permute(1, 2, 0)
+    out = torch.empty(mv.shape[0], m, mv.shape[1], dtype=torch.float32, device=mv.device)
+    for obj, values in enumerate(mv):
+        rows = values.permute(1, 2, 3, 0).float().reshape(n, -1)  # N, Cv
+        out[obj] = torch.sparse.mm(matrix, rows.contiguous())
+    return out.permute(0, 2, 1)
 
 
 def _csr(crow, col, values, size) -> torch.Tensor:

@@ -16,6 +16,7 @@ from torch import nn
 from inference_core.api import index_mask_to_prob
 from inference_core.config import InferenceConfig
 from inference_core.frames import ArrayFrames
+from inference_core.memory_bank import MemoryBank
 from inference_core.session import Session
 from interact.s2m_controller import scribble_logits
 from model.build import FUSION, PROPAGATION, S2M, load_network, load_networks
@@ -371,6 +372,26 @@ def test_gathered_memory_read_equals_the_dense_one(frames, top_k, monkeypatch):
     monkeypatch.setattr("model.memory_read._GATHER_BUDGET", 3 * 512 * min(top_k, frames * 60) * 7)
     got = read_memory(mk, qk, mv, top_k)
     assert got.shape == want.shape == (3, 512, 6, 10)
+    assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_memory_read_from_the_position_major_bank_equals_the_dense_one():
+    """The bank keeps values float32 with each object's (T, h, w, Cv) block contiguous; the
+    sparse read-out takes its rows as views, also after a rolling bank shifted its slots."""
+    g = torch.Generator().manual_seed(9)
+    mk = torch.randn(1, 64, 3, 6, 10, generator=g)
+    mv = torch.randn(2, 512, 3, 6, 10, generator=g).to(torch.bfloat16)  # as the fast mode's
+    bank = MemoryBank(mk[:, :, :1], mv[:, :, :1], extra=1, rolling=True)
+    for t in (1, 2):  # the second add drops frame 1 (rolling) and keeps frames 0 and 2
+        bank.add(mk[:, :, t], mv[:, :, t : t + 1])
+    values = bank.values
+    assert values.dtype == torch.float32 and values.shape == (2, 512, 2, 6, 10)
+    assert values[1].permute(1, 2, 3, 0).is_contiguous()  # position-major per object
+    kept = [0, 2]
+    assert torch.equal(values, mv[:, :, kept].float())
+    qk = torch.randn(1, 64, 6, 10, generator=g)
+    want = readout(memory_affinity(mk[:, :, kept], qk, 20), mv[:, :, kept].float())
+    got = read_memory(bank.keys, qk, values, 20)
     assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
 
 
