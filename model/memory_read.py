@@ -7,6 +7,7 @@ query key qk (1, Ck, h, w). N = T*h*w memory positions, M = h*w query positions.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 
 import torch
@@ -66,9 +67,9 @@ def read_memory(mk: torch.Tensor, qk: torch.Tensor, mv: torch.Tensor, top_k: int
     and object at 11 memory frames at 480p). Here the weights stay sparse: on the CPU a CSR
     matrix (top_k entries per query row) times each object's memory values (MKL's sparse-dense
     product through torch.sparse.mm: 1-2 ms per object at 480p where the dense product took
-    34-98 ms for 1-3 objects at 2 memory frames); on other devices the dense product for a memory of up to
-    DENSE_MAX_RATIO frames and gathered rows beyond. Numbers equal the original's up to float
-    summation order (tests/test_speed_modes.py).
+    34-98 ms for 1-3 objects at 2 memory frames); on other devices the dense product for a
+    memory of up to DENSE_MAX_RATIO frames and gathered rows beyond. Numbers equal the
+    original's up to float summation order (tests/test_speed_modes.py).
     """
     ck = mk.shape[1]
     mkf, qkf = mk.flatten(start_dim=2)[0], qk.flatten(start_dim=2)[0]  # Ck,N / Ck,M
@@ -76,7 +77,8 @@ def read_memory(mk: torch.Tensor, qk: torch.Tensor, mv: torch.Tensor, top_k: int
     scale = 1 / math.sqrt(ck)
     # (2 qk.mk - |mk|^2) / sqrt(Ck) in one GEMM pass: the -|qk|^2 term is constant along each
     # query row, so it changes neither the top-k choice nor the softmax (it cancels in v - max)
-    affinity = torch.addmm(mkf.pow(2).sum(0)[None, :], qkf.t(), mkf, beta=-scale, alpha=2 * scale)
+    affinity = torch.addmm(mkf.pow(2).sum(0)[None, :], qkf.t(), mkf, beta=-scale, alpha=2 * scale,
+                           out=_scratch_affinity(m, n, qkf))  # fmt: skip
     k = min(top_k, n)
     values, indices = torch.topk(affinity, k=k, dim=1)  # M, k
     weights = torch.exp(values - values[:, :1])
@@ -104,6 +106,30 @@ def read_memory(mk: torch.Tensor, qk: torch.Tensor, mv: torch.Tensor, top_k: int
         out[start : start + block] = torch.bmm(w, gathered).squeeze(1)
     out = out.t().reshape(num_objects, cv, m)
     return out.view(num_objects, cv, *qk.shape[-2:])
+
+
+# The (M, N) affinity is written once per frame and only read by top-k: on the CPU a fresh
+# one costs page faults on every call (measured 77 vs 45 ms at 11 memory frames of 480p, 9.6 vs
+# 4.3 ms at 2), so each thread reuses one buffer, up to this many elements (256 MB); larger
+# memories allocate per call.
+SCRATCH_MAX = 64 << 20
+_scratch = threading.local()
+
+
+def _scratch_affinity(m: int, n: int, like: torch.Tensor) -> torch.Tensor | None:
+    """A reusable (m, n) float32 CPU buffer for the affinity, or None (a fresh tensor) where
+    it cannot serve: autograd, other devices, outside inference mode, or too large."""
+    if (
+        like.device.type != "cpu"
+        or like.dtype != torch.float32
+        or not torch.is_inference_mode_enabled()
+        or m * n > SCRATCH_MAX
+    ):
+        return None
+    buffer = getattr(_scratch, "affinity", None)
+    if buffer is None or buffer.numel() < m * n:
+        buffer = _scratch.affinity = torch.empty(m * n, dtype=torch.float32)
+    return buffer[: m * n].view(m, n)
 
 
 def _sparse_readout(

@@ -395,6 +395,22 @@ def test_memory_read_from_the_position_major_bank_equals_the_dense_one():
     assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
 
 
+def test_the_reused_affinity_buffer_gives_the_same_reads_at_any_memory_size():
+    g = torch.Generator().manual_seed(11)
+    cases = []
+    for frames in (3, 1, 3):  # grow, shrink, grow: one buffer serves all
+        mk = torch.randn(1, 64, frames, 6, 10, generator=g)
+        qk = torch.randn(1, 64, 6, 10, generator=g)
+        mv = torch.randn(2, 512, frames, 6, 10, generator=g)
+        cases.append((mk, qk, mv))
+    outside = [read_memory(mk, qk, mv, 20) for mk, qk, mv in cases]  # fresh tensors
+    with torch.inference_mode():
+        inside = [read_memory(mk, qk, mv, 20).clone() for mk, qk, mv in cases]  # the buffer
+    for a, b, (mk, qk, mv) in zip(outside, inside, cases, strict=True):
+        assert torch.equal(a, b)
+        assert torch.allclose(a, readout(memory_affinity(mk, qk, 20), mv), atol=1e-5)
+
+
 def test_fast_s2m_agrees_with_fp32_on_99_percent_of_pixels(synthetic_checkpoints):
     # The fast S2M is bf16 (no int8: model/s2m.py); synthetic weights leave ~8 % of logits
     # within 0.1 of 0, so this is a strict check
