@@ -21,6 +21,7 @@ convolution.
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 
 import torch
@@ -101,21 +102,24 @@ class Int8Conv2d(nn.Conv2d):
     ) -> torch.Tensor:
         """This layer's convolution of x with `weight`/`bias` (a split part of the decoder's
         weight, or its own), then + `add` (conv's output shape), then ReLU when `relu`."""
-        if not self.use_int8(x):
+        quantized = quantize_activation(x) if self.use_int8(x) else None
+        if quantized is None:
             y = self._conv_forward(x, weight, bias)
             if add is not None:
                 y = y + add
             return torch.relu(y) if relu else y
-        return int8_conv(self, x, weight, bias, relu, add)
+        return int8_conv(self, quantized, x.dtype, weight, bias, relu, add)
 
 
-def quantize_activation(x: torch.Tensor) -> tuple[torch.Tensor, float, int]:
+def quantize_activation(x: torch.Tensor) -> tuple[torch.Tensor, float, int] | None:
     """x (N,C,H,W) any float dtype -> (uint8 channels-last tensor, scale, zero point) with
     x ~= scale * (q - zero_point) over x's own range (always including 0, so ReLU outputs and
-    zero padding are exact)."""
+    zero padding are exact); None when x holds inf or NaN (no range to quantise)."""
     x = x.contiguous(memory_format=torch.channels_last)
     lo, hi = torch.aminmax(x.permute(0, 2, 3, 1).reshape(-1))  # a flat view: one fast pass
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
     scale = (hi - lo) / 255 or 1.0
     zero_point = min(255, max(0, round(-lo / scale)))
     return _to_uint8(x, scale, zero_point), scale, zero_point
@@ -167,19 +171,20 @@ def _packed(conv: Int8Conv2d, weight: torch.Tensor) -> tuple[torch.Tensor, torch
 
 def int8_conv(
     conv: Int8Conv2d,
-    x: torch.Tensor,
+    quantized: tuple[torch.Tensor, float, int],
+    out_dtype: torch.dtype,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
     relu: bool,
     add: torch.Tensor | None,
 ) -> torch.Tensor:
-    """relu?(conv(x; weight, bias) + add?) with int8 inputs and weights; output in x's dtype."""
+    """relu?(conv(x; weight, bias) + add?) for x given as quantize_activation(x), with int8
+    weights; output (N,O,H',W') channels-last in `out_dtype`."""
     packed, w_scales = _packed(conv, weight)
     zeros = torch.zeros(w_scales.shape[0], dtype=torch.int64)
-    qx, x_scale, x_zp = quantize_activation(x)
+    qx, x_scale, x_zp = quantized
     fbias = None if bias is None else bias.float()
     args = (list(conv.stride), list(conv.padding), list(conv.dilation), conv.groups)
-    out_dtype = x.dtype
     unary = "relu" if relu else "none"
     onednn = torch.ops.onednn
     if add is None:

@@ -122,6 +122,18 @@ def test_autograd_and_float32_networks_take_the_plain_convolution():
     assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
+@needs_int8
+def test_an_input_without_a_finite_range_takes_the_float_path():
+    conv, x = _layer(), _input()
+    x[1, 3, 5, 7] = float("nan")
+    with torch.inference_mode():
+        y = conv(x)
+        want = F.conv2d(x, conv.weight, conv.bias, padding=1)
+    assert torch.equal(torch.isnan(y), torch.isnan(want))  # NaN spreads as in bf16, no crash
+    assert torch.equal(y[0], want[0])  # the float convolution, not a quantised one
+    assert quantize_activation(x) is None
+
+
 def test_int8_pays_off_only_for_3x3_layers_of_some_size():
     wide3 = nn.Conv2d(256, 256, 3, padding=1)
     assert pays_off(wide3, 120, 216)
