@@ -6,7 +6,8 @@ bench/bench_speed.py). oneDNN applies them inside the convolution ("post-ops"); 
 that as torch.ops.mkldnn._convolution_pointwise. The helpers below use it when it is valid (CPU,
 no autograd, matching dtypes and shapes, batch norm already folded) and otherwise compute the
 same thing op by op, so training and other devices are unaffected. fp32 results are identical
-to the unfused ops; bf16 ones round once instead of twice.
+to the unfused ops; bf16 ones round once instead of twice. A layer with a kernel of its own
+(NNPACK's Winograd, model/winograd.py; int8, model/int8.py) applies them in its `convolve`.
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ def _fusable(conv: nn.Module, x: torch.Tensor, *others: torch.Tensor) -> bool:
     """Whether oneDNN can run conv (+ post-ops) on x here, exactly as the plain ops would."""
     if _POINTWISE is None or not isinstance(conv, nn.Conv2d) or x.device.type != "cpu":
         return False
-    use_winograd = getattr(conv, "use_winograd", None)
-    if use_winograd is not None and use_winograd(x):
-        return False  # NNPACK's Winograd convolution beats oneDNN's fused one by far
     if torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad):
         return False
     if not torch.backends.mkldnn.is_available() or conv.padding_mode != "zeros":
@@ -40,11 +38,11 @@ def _fusable(conv: nn.Module, x: torch.Tensor, *others: torch.Tensor) -> bool:
     return all(o.dtype == x.dtype and o.shape[0] == x.shape[0] for o in others)
 
 
-def _int8(conv: nn.Module, x: torch.Tensor) -> bool:
-    """Whether conv runs this call in int8 (model/int8.py, the fast mode on VNNI CPUs); it
-    applies the ReLU and residual add itself."""
-    use_int8 = getattr(conv, "use_int8", None)
-    return use_int8 is not None and use_int8(x)
+def _own_kernel(conv: nn.Module, x: torch.Tensor) -> bool:
+    """Whether conv runs this call with a kernel of its own (model/winograd.py's NNPACK,
+    model/int8.py's int8), which applies the ReLU and residual add itself (its convolve)."""
+    own_kernel = getattr(conv, "own_kernel", None)
+    return own_kernel is not None and own_kernel(x)
 
 
 def _args(conv: nn.Conv2d) -> tuple:
@@ -53,7 +51,7 @@ def _args(conv: nn.Conv2d) -> tuple:
 
 def conv_bn_relu(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """relu(bn(conv(x))); one fused pass when bn is folded away (nn.Identity)."""
-    if isinstance(bn, nn.Identity) and _int8(conv, x):
+    if isinstance(bn, nn.Identity) and _own_kernel(conv, x):
         return conv.convolve(x, conv.weight, conv.bias, relu=True)
     if isinstance(bn, nn.Identity) and _fusable(conv, x):
         return _POINTWISE(x, conv.weight, conv.bias, *_args(conv), "relu", [], "")
@@ -79,7 +77,7 @@ def conv_bn_add(
 ) -> torch.Tensor:
     """bn(conv(x)) + other, then ReLU when `relu`; one pass when bn is folded and `other` has
     conv's output shape (a broadcast `other` takes the plain path)."""
-    if isinstance(bn, nn.Identity) and _int8(conv, x) and other.dim() == 4:
+    if isinstance(bn, nn.Identity) and _own_kernel(conv, x) and other.dim() == 4:
         if tuple(other.shape) == _output_shape(conv, x):
             return conv.convolve(x, conv.weight, conv.bias, relu=relu, add=other)
     if isinstance(bn, nn.Identity) and _fusable(conv, x, other):

@@ -89,6 +89,8 @@ class Int8Conv2d(nn.Conv2d):
             and pays_off(self, *x.shape[-2:])
         )
 
+    own_kernel = use_int8  # model/fused_ops.py: this call applies its ReLU/add itself
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.convolve(x, self.weight, self.bias)
 

@@ -321,6 +321,35 @@ def test_winograd_convolutions_match_direct_ones_and_only_eligible_layers_change
     assert y.requires_grad and not net[0].use_winograd(x.requires_grad_(True))
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_winograd_relu_and_add_equal_the_separate_ops_and_leave_the_input_alone(batch, dilation):
+    """fused_ops hands the ReLU and residual add to a Winograd layer, which writes each object's
+    result into the batch's output with them (no concatenation, no extra passes)."""
+    if not nnpack_ready():
+        pytest.skip("this PyTorch build has no NNPACK")
+    torch.manual_seed(3)
+    conv = nn.Conv2d(256, 256, 3, padding=dilation, dilation=dilation).eval()
+    use_winograd_convs(conv)
+    x = torch.randn(batch, 256, 41, 95).contiguous(memory_format=torch.channels_last)
+    other = torch.randn(batch, 256, 41, 95)
+    kept = other.clone()
+    with torch.inference_mode():
+        assert conv.own_kernel(x)
+        plain = F.conv2d(x, conv.weight, conv.bias, padding=dilation, dilation=dilation)
+        added = conv_bn_add(conv, nn.Identity(), x, other, relu=False)
+        added_relu = conv_bn_add(conv, nn.Identity(), x, other, relu=True)
+        relu = conv_bn_relu(conv, nn.Identity(), x)
+        alone = conv(x)
+    assert torch.equal(other, kept)
+    assert _rel_err(alone, plain) < 1e-4
+    assert torch.equal(added, alone + other)  # the same fp32 numbers as the separate ops
+    assert torch.equal(added_relu, torch.relu(alone + other))
+    assert torch.equal(relu, torch.relu(alone))
+    for y in (added, added_relu, relu, alone):  # the caller's layout comes back
+        assert y.is_contiguous(memory_format=torch.channels_last)
+
+
 @pytest.mark.parametrize(("rate", "size"), [(2, (30, 54)), (3, (17, 23)), (4, (31, 45))])
 def test_dilated_convolution_by_tiling_equals_the_dilated_one(rate, size):
     if not nnpack_ready():
