@@ -38,6 +38,23 @@ def _fusable(conv: nn.Module, x: torch.Tensor, *others: torch.Tensor) -> bool:
     return all(o.dtype == x.dtype and o.shape[0] == x.shape[0] for o in others)
 
 
+def conv_then_ops(
+    conv: nn.Conv2d,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    relu: bool = False,
+    add: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """conv's own convolution of x with `weight`/`bias` (PyTorch's choice of kernel), then
+    + `add`, then ReLU when `relu`, op by op: where a layer with a kernel of its own
+    (Winograd, int8) cannot take a call."""
+    y = conv._conv_forward(x, weight, bias)
+    if add is not None:
+        y = y + add
+    return torch.relu(y) if relu else y
+
+
 def _own_kernel(conv: nn.Module, x: torch.Tensor) -> bool:
     """Whether conv runs this call with a kernel of its own (model/winograd.py's NNPACK,
     model/int8.py's int8), which applies the ReLU and residual add itself (its convolve)."""

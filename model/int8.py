@@ -27,6 +27,8 @@ import warnings
 import torch
 from torch import nn
 
+from model.fused_ops import conv_then_ops
+
 # Where int8 measured faster than bf16 (bench/bench_int8.py, 480p layer shapes, 2 threads):
 # 3x3 layers at 0.51-0.69x (dilated ones too), the per-call quantisation pass included; 1x1
 # layers never (0.85-3.7x: oneDNN's int8 1x1 kernels with wide inputs or a residual add are
@@ -106,10 +108,7 @@ class Int8Conv2d(nn.Conv2d):
         weight, or its own), then + `add` (conv's output shape), then ReLU when `relu`."""
         quantized = quantize_activation(x) if self.use_int8(x) else None
         if quantized is None:
-            y = self._conv_forward(x, weight, bias)
-            if add is not None:
-                y = y + add
-            return torch.relu(y) if relu else y
+            return conv_then_ops(self, x, weight, bias, relu, add)
         return int8_conv(self, quantized, x.dtype, weight, bias, relu, add)
 
 

@@ -24,6 +24,8 @@ import functools
 import torch
 from torch import nn
 
+from model.fused_ops import conv_then_ops
+
 
 @functools.cache
 def nnpack_ready() -> bool:
@@ -100,10 +102,7 @@ class WinogradConv2d(nn.Conv2d):
         convolves split weights this way), then + `add` (the output's shape), then ReLU when
         `relu`: the same choice of kernel as forward."""
         if not self.use_winograd(x):
-            y = self._conv_forward(x, weight, bias)
-            if add is not None:
-                y = y + add
-            return torch.relu(y) if relu else y
+            return conv_then_ops(self, x, weight, bias, relu, add)
         channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
         rate = self.dilation[0]
         # dilated_by_tiling copies x into its tiles from any layout

@@ -87,3 +87,25 @@ def drag(qtbot, window, points, button=Qt.LeftButton) -> None:
         for x, y in points[1:]:
             QTest.mouseMove(canvas, widget_pos(canvas, x, y))
         QTest.mouseRelease(canvas, button, Qt.NoModifier, widget_pos(canvas, *points[-1]))
+
+
+def draw_propagate_and_save(qtbot, window, out: Path) -> None:
+    """Draw object 1 with the free-hand brush on frame 0, propagate through the whole clip in
+    the worker thread, close (flushing the writer), and check every frame's mask was saved."""
+    from util.mask_io import read_index_mask  # noqa: PLC0415
+
+    session = window.c.project.session
+    window.tools.radios["free"].click()
+    window.tools.brush.setValue(11)
+    drag(qtbot, window, [(15, 20), (40, 25)])
+    assert (window.c.project.mask(0) == 1).any()
+    failures = []
+    window.c.worker.failed.connect(failures.append)
+    with qtbot.waitSignal(window.c.worker.propagation_finished, timeout=120000) as blocker:
+        window.actions_bar.propagate.click()
+    assert blocker.args == [0, False], failures
+    frames = session.num_frames
+    assert all(session.results.has_prob(t) for t in range(frames))
+    window.close()  # flushes the background writer
+    assert sorted(p.name for p in out.glob("*.png")) == [f"{t:05d}.png" for t in range(frames)]
+    assert (read_index_mask(out / "00000.png") == 1).any()

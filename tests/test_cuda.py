@@ -140,9 +140,7 @@ def test_fast_fp16_propagation_agrees_with_fp32_on_cuda(synthetic_checkpoints):
 def test_gui_annotates_propagates_and_saves_on_cuda(mode, request, tmp_path):
     pytest.importorskip("PyQt5", reason="PyQt5 is not installed")
     pytest.importorskip("pytestqt", reason="pytest-qt is not installed")
-    from tests.gui_helpers import T as CLIP_T
-    from tests.gui_helpers import drag, open_window
-    from util.mask_io import read_index_mask
+    from tests.gui_helpers import draw_propagate_and_save, open_window
 
     qtbot = request.getfixturevalue("qtbot")
     video, weights = request.getfixturevalue("gui_assets")
@@ -155,19 +153,7 @@ def test_gui_annotates_propagates_and_saves_on_cuda(mode, request, tmp_path):
     assert session.device.type == "cuda"
     assert next(session.nets.prop.parameters()).device.type == "cuda"
     assert session.nets.precision.autocast == (torch.float16 if mode == "fast" else None)
-    window.tools.radios["free"].click()
-    window.tools.brush.setValue(11)
-    drag(qtbot, window, [(15, 20), (40, 25)])
-    assert (window.c.project.mask(0) == 1).any()
-    failures = []
-    window.c.worker.failed.connect(failures.append)
-    with qtbot.waitSignal(window.c.worker.propagation_finished, timeout=120000) as blocker:
-        window.actions_bar.propagate.click()
-    assert blocker.args == [0, False], failures
-    assert all(session.results.has_prob(t) for t in range(CLIP_T))
-    window.close()  # flushes the background writer
-    assert sorted(p.name for p in out.glob("*.png")) == [f"{t:05d}.png" for t in range(CLIP_T)]
-    assert (read_index_mask(out / "00000.png") == 1).any()
+    draw_propagate_and_save(qtbot, window, out)
 
 
 # ---- (d) what of the device plumbing runs without a GPU ---------------------------------------

@@ -14,8 +14,7 @@ pytest.importorskip("pytestqt", reason="pytest-qt is not installed")
 
 from model.int8 import Int8Conv2d, int8_ready  # noqa: E402
 from model.precision import choose_precision  # noqa: E402
-from tests.gui_helpers import T, drag, open_window  # noqa: E402
-from util.mask_io import read_index_mask  # noqa: E402
+from tests.gui_helpers import draw_propagate_and_save, open_window  # noqa: E402
 
 
 def test_gui_propagates_and_saves_in_the_fast_mode_and_says_so(qtbot, gui_assets, tmp_path):
@@ -30,16 +29,4 @@ def test_gui_propagates_and_saves_in_the_fast_mode_and_says_so(qtbot, gui_assets
     assert bool(int8_layers) == (expected.int8 and int8_ready())
     if expected.dtype == torch.bfloat16:
         assert next(session.nets.prop.decoder.parameters()).dtype == torch.bfloat16
-    window.tools.radios["free"].click()
-    window.tools.brush.setValue(11)
-    drag(qtbot, window, [(15, 20), (40, 25)])
-    assert (window.c.project.mask(0) == 1).any()
-    failures = []
-    window.c.worker.failed.connect(failures.append)
-    with qtbot.waitSignal(window.c.worker.propagation_finished, timeout=120000) as blocker:
-        window.actions_bar.propagate.click()
-    assert blocker.args == [0, False], failures
-    assert all(session.results.has_prob(t) for t in range(T))
-    window.close()  # flushes the background writer
-    assert sorted(p.name for p in out.glob("*.png")) == [f"{t:05d}.png" for t in range(T)]
-    assert (read_index_mask(out / "00000.png") == 1).any()
+    draw_propagate_and_save(qtbot, window, out)
