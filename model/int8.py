@@ -149,9 +149,12 @@ _QUANTIZE = getattr(torch, "quantize_per_tensor", None)
 warnings.filterwarnings("ignore", r"torch\.quantize_per_tensor, .* are deprecated", UserWarning)
 
 
-def _packed(conv: Int8Conv2d, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(oneDNN packed int8 weight, per-output-channel scales) for `weight`, cached on the
-    module per weight tensor (its own and the decoder's split parts) until it changes."""
+def _packed(
+    conv: Int8Conv2d, weight: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(oneDNN packed int8 weight, per-output-channel scales, zero points) for `weight`,
+    cached on the module per weight tensor (its own and the decoder's split parts) until it
+    changes."""
     # Keyed by the tensor object (kept alive by the entry, so its id is not reused) and, for a
     # tensor that tracks it, its version (an in-place load changes the weight, not its id).
     version = -1 if weight.is_inference() else weight._version
@@ -166,7 +169,8 @@ def _packed(conv: Int8Conv2d, weight: torch.Tensor) -> tuple[torch.Tensor, torch
         packed = torch.ops.onednn.qconv_prepack(q, scales, 1.0, 0, list(conv.stride),
                                                 list(conv.padding), list(conv.dilation),
                                                 conv.groups, None)  # fmt: skip
-        cache[key] = (weight, packed, scales)
+        zero_points = torch.zeros(scales.shape[0], dtype=torch.int64)  # symmetric weights
+        cache[key] = (weight, packed, scales, zero_points)
     return cache[key][1:]
 
 
@@ -181,8 +185,7 @@ def int8_conv(
 ) -> torch.Tensor:
     """relu?(conv(x; weight, bias) + add?) for x given as quantize_activation(x), with int8
     weights; output (N,O,H',W') channels-last in `out_dtype`."""
-    packed, w_scales = _packed(conv, weight)
-    zeros = torch.zeros(w_scales.shape[0], dtype=torch.int64)
+    packed, w_scales, zeros = _packed(conv, weight)
     qx, x_scale, x_zp = quantized
     fbias = None if bias is None else bias.float()
     args = (list(conv.stride), list(conv.padding), list(conv.dilation), conv.groups)
