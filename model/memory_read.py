@@ -56,7 +56,9 @@ _GATHER_BUDGET = 16 << 20  # elements
 DENSE_MAX_RATIO = 2
 
 
-def read_memory(mk: torch.Tensor, qk: torch.Tensor, mv: torch.Tensor, top_k: int) -> torch.Tensor:
+def read_memory(
+    mk: torch.Tensor, qk: torch.Tensor, mv: torch.Tensor, top_k: int, sparse: bool | None = None
+) -> torch.Tensor:
     """memory_affinity + readout of the original, faster: (K, Cv, h, w) float32 (any memory
     format: channels-last on the CPU, where the sparse product leaves it so).
 
@@ -69,7 +71,8 @@ def read_memory(mk: torch.Tensor, qk: torch.Tensor, mv: torch.Tensor, top_k: int
     product through torch.sparse.mm: 1-2 ms per object at 480p where the dense product took
     34-98 ms for 1-3 objects at 2 memory frames); on other devices the dense product for a
     memory of up to DENSE_MAX_RATIO frames and gathered rows beyond. Numbers equal the
-    original's up to float summation order (tests/test_speed_modes.py).
+    original's up to float summation order (tests/test_speed_modes.py). `sparse` forces one
+    read-out (None: sparse on the CPU, the other elsewhere).
     """
     ck = mk.shape[1]
     mkf, qkf = mk.flatten(start_dim=2)[0], qk.flatten(start_dim=2)[0]  # Ck,N / Ck,M
@@ -83,18 +86,25 @@ def read_memory(mk: torch.Tensor, qk: torch.Tensor, mv: torch.Tensor, top_k: int
     values, indices = torch.topk(affinity, k=k, dim=1)  # M, k
     weights = torch.exp(values - values[:, :1])
     weights = weights / weights.sum(dim=1, keepdim=True)  # M, k
+    del affinity
+    if sparse is None:
+        sparse = mv.device.type == "cpu"
+    readout_of = _sparse_readout if sparse else _dense_or_gathered_readout
+    return readout_of(indices, weights, mv, n).view(*mv.shape[:2], *qk.shape[-2:])
+
+
+def _dense_or_gathered_readout(
+    indices: torch.Tensor, weights: torch.Tensor, mv: torch.Tensor, n: int
+) -> torch.Tensor:
+    """_sparse_readout for devices without a measured sparse product: (K, Cv, M) float32."""
+    m, k = indices.shape
     num_objects, cv = mv.shape[:2]
-    if mv.device.type == "cpu":
-        del affinity
-        return _sparse_readout(indices, weights, mv, n).view(num_objects, cv, *qk.shape[-2:])
     if n <= DENSE_MAX_RATIO * m:
         # a short memory: one dense GEMM is cheaper than gathering (measured: 28 vs 81 ms at
         # one 480p memory frame, 441 vs 120 ms at eleven)
-        sparse = torch.zeros_like(affinity).scatter_(1, indices, weights)  # M, N
-        del affinity
+        dense = weights.new_zeros(m, n).scatter_(1, indices, weights)  # M, N
         flat = mv.reshape(num_objects * cv, n).float()
-        return (flat @ sparse.t()).view(num_objects, cv, *qk.shape[-2:])
-    del affinity
+        return (flat @ dense.t()).view(num_objects, cv, m)
     # rows of the memory (one per memory position, all objects' channels) gathered per query
     rows = mv.reshape(num_objects * cv, n).t().float().contiguous()  # N, K*Cv
     out = torch.empty(m, num_objects * cv, dtype=torch.float32, device=mv.device)
@@ -104,8 +114,7 @@ def read_memory(mk: torch.Tensor, qk: torch.Tensor, mv: torch.Tensor, top_k: int
         gathered = rows.index_select(0, idx.reshape(-1)).view(idx.shape[0], k, -1)  # b, k, K*Cv
         w = weights[start : start + block].unsqueeze(1)  # b, 1, k
         out[start : start + block] = torch.bmm(w, gathered).squeeze(1)
-    out = out.t().reshape(num_objects, cv, m)
-    return out.view(num_objects, cv, *qk.shape[-2:])
+    return out.t().reshape(num_objects, cv, m)
 
 
 # The (M, N) affinity is written once per frame and only read by top-k: on the CPU a fresh

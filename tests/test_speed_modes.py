@@ -389,17 +389,19 @@ def test_fp32_networks_use_winograd_where_nnpack_exists(synthetic_checkpoints):
 
 
 # ---- the memory read without the dense weight matrix ---------------------------------------------
+@pytest.mark.parametrize("sparse", [True, False])  # the CPU's read-out, the other devices'
 @pytest.mark.parametrize(("frames", "top_k"), [(1, 20), (4, 20), (3, 5000)])
-def test_gathered_memory_read_equals_the_dense_one(frames, top_k, monkeypatch):
-    """read_memory (top-k gather, query blocks) = readout(memory_affinity) of the original,
-    including top_k larger than the memory and blocks smaller than the query."""
+def test_memory_read_equals_the_originals(frames, top_k, sparse, monkeypatch):
+    """read_memory (sparse product; or dense / top-k gather in query blocks) =
+    readout(memory_affinity) of the original, including top_k larger than the memory and
+    blocks smaller than the query."""
     g = torch.Generator().manual_seed(frames)
     mk = torch.randn(1, 64, frames, 6, 10, generator=g)
     qk = torch.randn(1, 64, 6, 10, generator=g)
     mv = torch.randn(3, 512, frames, 6, 10, generator=g)
     want = readout(memory_affinity(mk, qk, top_k), mv)
     monkeypatch.setattr("model.memory_read._GATHER_BUDGET", 3 * 512 * min(top_k, frames * 60) * 7)
-    got = read_memory(mk, qk, mv, top_k)
+    got = read_memory(mk, qk, mv, top_k, sparse=sparse)
     assert got.shape == want.shape == (3, 512, 6, 10)
     assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
 
