@@ -1,12 +1,14 @@
 """Per layer: oneDNN's direct channels-last 3x3 convolution vs NNPACK's Winograd (with the
 NCHW <-> NHWC conversions a Winograd call costs inside a channels-last network; dilated layers
-tiled, model/winograd.py dilated_by_tiling), at the sizes a 480x854 frame gives, and which one
-model/winograd.py's rule (WinogradConv2d.use_winograd) picks.
+tiled, model/winograd.py dilated_by_tiling) vs the small-map Winograd with its kernel
+transformed once (model/winograd_small.py), at the sizes a 480x854 frame gives, and which one
+model/winograd.py's rule (WinogradConv2d.kernel_for) picks.
 
     python bench/bench_winograd.py [--height 480 --width 864] [--threads 2]
 
-The two kernels of each layer run alternately (A B A B) and the best of --repeats is kept per
-kernel; only their ratio (Winograd / direct) is meaningful. Prints figures, asserts nothing.
+The kernels of each layer run alternately (A B C A B C) and the best of --repeats is kept per
+kernel; only their ratios (NNPACK / direct, small map / direct) are meaningful. Prints figures,
+asserts nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import model.fused_ops as fused_ops
 from model.build import PROPAGATION, S2M, load_network
 from model.precision import Precision
 from model.winograd import WinogradConv2d, dilated_by_tiling, eligible, nnpack_ready
+from model.winograd_small import small_map_conv3x3, transform_kernel
 
 
 def layer_inputs(height: int, width: int) -> list[tuple[str, nn.Conv2d, tuple[int, ...]]]:
@@ -81,8 +84,8 @@ def main() -> None:
         raise SystemExit("this PyTorch build has no NNPACK: nothing to compare")
     torch.set_num_threads(args.threads)
     print(f"{args.height}x{args.width}, {args.threads} threads; ms = best of {args.repeats}")
-    print(f"{'layer':44s} {'input':>20s} {'GMAC':>6s} {'direct':>7s} {'Winograd':>8s} "
-          f"{'ratio':>5s}  rule")  # fmt: skip
+    print(f"{'layer':44s} {'input':>20s} {'GMAC':>6s} {'direct':>7s} {'NNPACK':>7s} "
+          f"{'ratio':>5s} {'small':>6s} {'ratio':>5s}  rule")  # fmt: skip
     with torch.inference_mode():
         for name, conv, shape in layer_inputs(args.height, args.width):
             x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
@@ -100,14 +103,21 @@ def main() -> None:
                     y = torch._nnpack_spatial_convolution(x.contiguous(), w, b, [1, 1], [1, 1])
                 return y.contiguous(memory_format=torch.channels_last)
 
-            direct(), winograd()  # warm-up
-            a = b = float("inf")
-            for _ in range(args.repeats):  # alternated, so load changes hit both alike
+            u = transform_kernel(w_nchw)
+
+            def small_map(x=x, u=u, b=bias, rate=rate):
+                return small_map_conv3x3(x, u, b, rate)
+
+            direct(), winograd(), small_map()  # warm-up
+            a = b = c = float("inf")
+            for _ in range(args.repeats):  # alternated, so load changes hit all alike
                 a, b = min(a, best_of(direct, 1)), min(b, best_of(winograd, 1))
+                c = min(c, best_of(small_map, 1))
             gmac = 9 * shape[1] * conv.out_channels * shape[2] * shape[3] / 1e9
-            rule = "Winograd" if WinogradConv2d.use_winograd(conv, x) else "direct"
-            print(f"{name:44s} {str(shape):>20s} {gmac:6.2f} {a * 1e3:7.1f} {b * 1e3:8.1f} "
-                  f"{b / a:5.2f}  {rule}", flush=True)  # fmt: skip
+            rule = WinogradConv2d.kernel_for(conv, shape[1], *shape[2:], x.device, x.dtype, False,
+                                             shape[0]) or "direct"  # fmt: skip
+            print(f"{name:44s} {str(shape):>20s} {gmac:6.2f} {a * 1e3:7.1f} {b * 1e3:7.1f} "
+                  f"{b / a:5.2f} {c * 1e3:6.1f} {c / a:5.2f}  {rule}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.fused_ops import conv_bn_relu
+from model.fused_ops import conv_bn_relu, conv_keep_layout
 from model.precision import compute_dtype
 from model.resnet_parts import bottleneck_stage
+from model.winograd import reads_nchw
 
 
 class ConvBNReLU(nn.Sequential):
@@ -31,7 +32,7 @@ class ConvBNReLU(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = conv_bn_relu(self[0], self[1], x)
         for module in list(self)[3:]:
-            x = module(x)
+            x = conv_keep_layout(module, x) if isinstance(module, nn.Conv2d) else module(x)
         return x
 
 
@@ -92,10 +93,12 @@ class DeepLabHeadV3Plus(nn.Module):
         self.classifier = ConvBNReLU(304, 256, 3, tail=[nn.Conv2d(256, num_classes, 1)])
 
     def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-        low = self.project(low)
-        high = F.interpolate(
-            self.aspp(high), size=low.shape[-2:], mode="bilinear", align_corners=False
-        )
+        low, high = self.project(low), self.aspp(high)
+        if reads_nchw(self.classifier[0], low.shape[1] + high.shape[1], low):
+            # the concatenation is built in the layout the classifier's Winograd reads (the
+            # small 1/16 map converted before upsampling), and its output stays NCHW
+            low, high = low.contiguous(), high.contiguous()
+        high = F.interpolate(high, size=low.shape[-2:], mode="bilinear", align_corners=False)
         return self.classifier(torch.cat([low, high], dim=1))
 
 

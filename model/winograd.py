@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from model.fused_ops import conv_then_ops
+from model.winograd_small import small_map_conv3x3, tiled_extent, transform_kernel
 
 
 @functools.cache
@@ -65,25 +66,51 @@ class WinogradConv2d(nn.Conv2d):
     x's memory format (channels-last stays channels-last)."""
 
     def use_winograd(self, x: torch.Tensor) -> bool:
-        """Whether this call goes through NNPACK (see the module docstring for the rule)."""
+        """Whether this call goes through a Winograd kernel (module docstring: the rule)."""
+        return self.kernel_for_input(x) is not None
+
+    def kernel_for_input(self, x: torch.Tensor) -> str | None:
+        """kernel_for x's shape, device, dtype and autograd state."""
+        if x.dim() != 4:
+            return None
+        grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        return self.kernel_for(x.shape[1], *x.shape[-2:], x.device, x.dtype, grad, x.shape[0])
+
+    def kernel_for(
+        self,
+        in_channels: int,
+        height: int,
+        width: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        grad: bool = False,
+        batch: int = 1,
+    ) -> str | None:
+        """The kernel for an input of this shape (batch, C, H, W), device and dtype, also
+        before it exists: SMALL_MAP (model/winograd_small.py), NNPACK, or None (oneDNN's
+        direct convolution, through nn.Conv2d)."""
         if not (
-            x.device.type == "cpu"
-            and x.dtype == torch.float32
+            torch.device(device).type == "cpu"
+            and dtype == torch.float32
             and self.weight.dtype == torch.float32
-            and x.dim() == 4
-            and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
-            and nnpack_ready()
+            and not grad
         ):
-            return False
-        height, width = x.shape[-2:]
+            return None
         rate = self.dilation[0]
+        if small_map_pays_off(batch, in_channels, self.out_channels, height, width, rate):
+            return SMALL_MAP
+        if not nnpack_ready():
+            return None
+        tiled_height, tiled_width = height, width
         if rate > 1:
-            height, width = tiled_size(height, width, rate)
+            tiled_height, tiled_width = tiled_size(height, width, rate)
             # oneDNN skips the taps that fall in the padding; tiling adds separator rows and
             # columns: worth it only while the tiled map stays close to the original
-            if height * width > MAX_TILED_GROWTH * x.shape[-2] * x.shape[-1]:
-                return False
-        return pays_off(x.shape[1], self.out_channels, height, width)
+            if tiled_height * tiled_width > MAX_TILED_GROWTH * height * width:
+                return None
+        if pays_off(in_channels, self.out_channels, tiled_height, tiled_width):
+            return NNPACK
+        return None
 
     own_kernel = use_winograd  # model/fused_ops.py: this call applies its ReLU/add itself
 
@@ -101,8 +128,12 @@ class WinogradConv2d(nn.Conv2d):
         """This layer's convolution (padding, stride) with another weight/bias (the decoder
         convolves split weights this way), then + `add` (the output's shape), then ReLU when
         `relu`: the same choice of kernel as forward."""
-        if not self.use_winograd(x):
+        kernel = self.kernel_for_input(x)
+        if kernel is None:
             return conv_then_ops(self, x, weight, bias, relu, add)
+        if kernel == SMALL_MAP:
+            u = self._small_map_kernel(weight)
+            return small_map_conv3x3(x, u, bias, self.dilation[0], relu, add)
         channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
         rate = self.dilation[0]
         # dilated_by_tiling copies x into its tiles from any layout
@@ -140,6 +171,52 @@ class WinogradConv2d(nn.Conv2d):
                 out[i : i + 1] = y
         return out.relu_() if relu and add is not None else out
 
+    def _small_map_kernel(self, weight: torch.Tensor) -> torch.Tensor:
+        """transform_kernel(weight), cached on the module per weight tensor (its own and the
+        decoder's split parts, model/blocks.py) until the tensor changes."""
+        # Keyed by the tensor object (kept alive by the entry, so its id is not reused) and,
+        # where it tracks one, its version (an in-place load changes the weight, not its id).
+        version = -1 if weight.is_inference() else weight._version
+        key = (id(weight), version)
+        cache = self.__dict__.setdefault("_small_map_kernels", {})
+        if key not in cache:
+            while len(cache) >= MAX_KERNELS:  # stale entries of a changed weight
+                del cache[next(iter(cache))]
+            cache[key] = (weight, transform_kernel(weight))
+        return cache[key][1]
+
+
+# Kernel transforms kept per layer: its own weight and the decoder's two split parts (the
+# fourth slot lets a changed weight replace its stale entry without evicting a live one).
+MAX_KERNELS = 4
+SMALL_MAP, NNPACK = "small map", "nnpack"
+
+# When model/winograd_small.py's F(4x4, 3x3) with a cached kernel transform beats both NNPACK
+# and oneDNN, measured at 2 threads (ms, oneDNN / NNPACK / small map; batch x map):
+#   256->256, 1x30x54: 8.4 / 9.6 / 5.3;  3x30x54: 25.3 / 21.9 / 16.5;  1x60x108: 33.5 / 22.0 / 19.6
+#   512->512, 1x30x54: 35.0 / 24.2 / 17.1; 3x30x54: 101.7 / 64.7 / 47.6; 1x60x108: 138 / 56 / 61
+#   128->128, 1x30x54: 2.3 / 3.6 / 2.0;  3x30x54: 6.3 / 10.4 / 11.9
+#   any channels at 1x120x216: 1.8-2.5x slower than NNPACK (the tile transforms' memory traffic)
+# i.e. wide layers on at most ~5000 pixels (batch included): the 1/16 maps of 480p, up to 3
+# objects. Its kernel transform takes 4x the weight's memory (38 MB for 512->512), so layers
+# wider than 512x512 (the decoder's 1024->512, gaining ~10 %) are left to NNPACK.
+SMALL_MAP_PIXELS = 5000
+SMALL_MAP_MIN_CHANNELS = 256
+SMALL_MAP_MAX_WEIGHTS = 512 * 512  # input x output channels
+
+
+def small_map_pays_off(
+    batch: int, in_channels: int, out_channels: int, height: int, width: int, rate: int
+) -> bool:
+    """Whether model/winograd_small.py's kernel is the fastest for this 3x3 convolution."""
+    covered = tiled_extent(height, rate) * tiled_extent(width, rate)
+    return (
+        batch * height * width <= SMALL_MAP_PIXELS
+        and min(in_channels, out_channels) >= SMALL_MAP_MIN_CHANNELS
+        and in_channels * out_channels <= SMALL_MAP_MAX_WEIGHTS
+        and covered <= MAX_TILED_GROWTH * height * width
+    )
+
 
 # A dilated convolution goes through NNPACK only when tiling grows its map by at most this
 # factor (S2M's layer4 and f-BRS's layer3/4: 1.06-1.11; ASPP rates of 6-36 on 1/8-1/16 maps:
@@ -176,6 +253,20 @@ def dilated_by_tiling(
     out = out.view(-1, rate, h + 1, rate, w + 1)[:, :, :h, :, :w]
     out = out.permute(0, 2, 1, 4, 3).reshape(1, -1, h * rate, w * rate)
     return out[:, :, :height, :width].contiguous()
+
+
+def reads_nchw(conv: nn.Module, in_channels: int, like: torch.Tensor) -> bool:
+    """Whether `conv` will run NNPACK, which reads and writes NCHW, on an input of
+    `in_channels` channels with the batch size, map size, device and dtype of `like`: a
+    caller that assembles that input (a concatenation) then builds it NCHW, and the
+    output stays NCHW, instead of the layer converting a channels-last input and its
+    output (S2M's classifier at 1/4: 85 of its 195 ms were those two conversions)."""
+    if not isinstance(conv, WinogradConv2d) or like.dim() != 4:
+        return False
+    grad = torch.is_grad_enabled() and (like.requires_grad or conv.weight.requires_grad)
+    kernel = conv.kernel_for(in_channels, *like.shape[-2:], like.device, like.dtype, grad,
+                             like.shape[0])  # fmt: skip
+    return kernel == NNPACK
 
 
 def eligible(conv: nn.Module) -> bool:

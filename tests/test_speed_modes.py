@@ -24,7 +24,7 @@ from model.fold_bn import fold_batchnorm
 from model.fused_ops import conv_bn_add, conv_bn_relu
 from model.memory_read import memory_affinity, read_memory, readout
 from model.precision import Precision, choose_precision, cpu_has_bf16
-from model.winograd import WinogradConv2d, nnpack_ready, use_winograd_convs
+from model.winograd import NNPACK, SMALL_MAP, WinogradConv2d, nnpack_ready, use_winograd_convs
 
 H, W = 96, 160  # multiples of 16: no padding in the network-level tests
 FP32 = Precision("fp32")
@@ -306,7 +306,9 @@ def test_winograd_convolutions_match_direct_ones_and_only_eligible_layers_change
         assert [type(m) is WinogradConv2d for m in net] == [True, True, False, False, False, True]
         assert net[0].use_winograd(x) and net[1].use_winograd(x)
         assert not net[5].use_winograd(torch.zeros(1, 8, 41, 95))  # 8 channels: no gain
-        assert not net[0].use_winograd(x[:, :, :20, :40])  # a small map: no gain
+        assert net[0].kernel_for_input(x) == NNPACK
+        assert net[0].kernel_for_input(x[:, :, :20, :40]) == SMALL_MAP  # 1/16-like map
+        assert not net[0].use_winograd(x[:, :, :, :70])  # between: neither gains
         got = net(x)
         # channels-last in, channels-last out (the networks' layout between layers)
         got_nhwc = net[0](x.contiguous(memory_format=torch.channels_last))
@@ -321,9 +323,19 @@ def test_winograd_convolutions_match_direct_ones_and_only_eligible_layers_change
     assert y.requires_grad and not net[0].use_winograd(x.requires_grad_(True))
 
 
-@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize(
+    ("kernel", "batch", "size"),
+    [
+        (NNPACK, 1, (60, 95)),
+        (NNPACK, 3, (41, 95)),
+        (SMALL_MAP, 1, (30, 54)),
+        (SMALL_MAP, 3, (30, 54)),
+    ],
+)
 @pytest.mark.parametrize("dilation", [1, 2])
-def test_winograd_relu_and_add_equal_the_separate_ops_and_leave_the_input_alone(batch, dilation):
+def test_winograd_relu_and_add_equal_the_separate_ops_and_leave_the_input_alone(
+    kernel, batch, size, dilation
+):
     """fused_ops hands the ReLU and residual add to a Winograd layer, which writes each object's
     result into the batch's output with them (no concatenation, no extra passes)."""
     if not nnpack_ready():
@@ -331,11 +343,11 @@ def test_winograd_relu_and_add_equal_the_separate_ops_and_leave_the_input_alone(
     torch.manual_seed(3)
     conv = nn.Conv2d(256, 256, 3, padding=dilation, dilation=dilation).eval()
     use_winograd_convs(conv)
-    x = torch.randn(batch, 256, 41, 95).contiguous(memory_format=torch.channels_last)
-    other = torch.randn(batch, 256, 41, 95)
+    x = torch.randn(batch, 256, *size).contiguous(memory_format=torch.channels_last)
+    other = torch.randn(batch, 256, *size)
     kept = other.clone()
     with torch.inference_mode():
-        assert conv.own_kernel(x)
+        assert conv.kernel_for_input(x) == kernel
         plain = F.conv2d(x, conv.weight, conv.bias, padding=dilation, dilation=dilation)
         added = conv_bn_add(conv, nn.Identity(), x, other, relu=False)
         added_relu = conv_bn_add(conv, nn.Identity(), x, other, relu=True)
