@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true",
                    help="faster, >= 99%% of mask pixels equal to the default fp32: bf16 on CPUs "
                    "with bf16 units, fp16 autocast on CUDA (see README, Speed)")  # fmt: skip
+    p.add_argument("--click_flip", choices=("auto", "on", "off"), default="auto",
+                   help="f-BRS clicks also predict the mirrored frame and average both (better "
+                   "edges, twice the time of a session's first click); auto: on in the default "
+                   "fp32, off with --fast")  # fmt: skip
     p.add_argument("--no_amp", action="store_true",
                    help="accepted for compatibility: fp32 is the default, --fast turns AMP on")
     p.add_argument("--device", default="auto", help="auto | cuda | mps | cpu")

@@ -1,12 +1,13 @@
 """f-BRS click latency at 480p: the first click (one forward; also when its early result, the
-unflipped copy's, is ready) and a BRS click, fp32 vs fast.
+unflipped copy's, is ready) and a BRS click: fp32, --fast (no flip augmentation, its default)
+and --fast with the flip (--click_flip on).
 
 python bench/bench_click.py [--device cpu] [--threads 2] [--rounds 3]
 
-The two precisions are loaded side by side and alternate A B A B in one process, so the
-machine's load affects both alike; medians and the fast/fp32 ratio are printed. A round is
+The setups are loaded side by side and alternate A B C A B C in one process, so the
+machine's load affects all alike; medians and the ratios to fp32 are printed. A round is
 one session on a fresh predictor: click 1 (the full 480x864 padded frame, limited to 444x800,
-batch of 2 with its flip) and click 2 (a zoom crop: backbone features again, then BRS).
+batch of 2 with the flip, else 1) and click 2 (a zoom crop: backbone features again, then BRS).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from common import REPO, Timer, frames, scratch_folder
 
 from model.fbrs.controller import ClickController
 from model.fbrs.load import load_fbrs
+from model.fbrs.predictor import FBRSPredictor
 from model.normalize import normalize_frames
 from util.device import inference_context
 from util.tensor_util import pad_divide_by
@@ -82,13 +84,19 @@ def click_round(controller: ClickController, image: torch.Tensor, times: ClickTi
                 times.evaluations.append(len(controller.predictor.last.brs.evaluations))
 
 
+# name -> (fast, flip): fp32 and --fast as the GUI runs them (--click_flip auto), and --fast
+# with the flip kept (--click_flip on), to separate the two effects.
+SETUPS = {"fp32": (False, True), "fast": (True, False), "fast+flip": (True, True)}
+
+
 def compare(device: str = "cpu", rounds: int = 3) -> dict[str, ClickTimes]:
-    """fp32 and fast click latency, alternating per round; {'fp32': ..., 'fast': ...}."""
+    """Click latency per SETUPS entry, alternating per round; {name: ClickTimes}."""
     weights = fbrs_weights()
     image = frame_tensor(device)
+    nets = {fast: load_fbrs(weights, device, fast=fast) for fast in (False, True)}
     controllers = {
-        name: ClickController(load_fbrs(weights, device, fast=fast))
-        for name, fast in (("fp32", False), ("fast", True))
+        name: ClickController(nets[fast], FBRSPredictor(nets[fast], flip=flip))
+        for name, (fast, flip) in SETUPS.items()
     }
     times = {name: ClickTimes([], [], []) for name in controllers}
     for ctrl in controllers.values():
@@ -110,13 +118,16 @@ def main() -> None:
     times = compare(args.device, args.rounds)
     med = {n: (statistics.median(t.first), statistics.median(t.brs)) for n, t in times.items()}
     for name, t in times.items():
-        print(f"{name}: first click's early result (shown by the GUI) median "
-              f"{statistics.median(t.early):.2f} s {[round(v, 2) for v in t.early]}")  # fmt: skip
+        if t.early:  # only a flipped first click has an early result (its unflipped copy)
+            early = [round(v, 2) for v in t.early]
+            print(f"{name}: first click's early result (shown by the GUI) median "
+                  f"{statistics.median(t.early):.2f} s {early}")  # fmt: skip
         print(f"{name}: first click median {med[name][0]:.2f} s {[round(v, 2) for v in t.first]}, "
               f"BRS click median {med[name][1]:.2f} s {[round(v, 2) for v in t.brs]} "
               f"({statistics.median(t.evaluations)} evaluations)")  # fmt: skip
-    print(f"fast / fp32: first click {med['fast'][0] / med['fp32'][0]:.2f}, "
-          f"BRS click {med['fast'][1] / med['fp32'][1]:.2f}")  # fmt: skip
+    for name in ("fast", "fast+flip"):
+        print(f"{name} / fp32: first click {med[name][0] / med['fp32'][0]:.2f}, "
+              f"BRS click {med[name][1] / med['fp32'][1]:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

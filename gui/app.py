@@ -31,6 +31,7 @@ def options_from_args(args: argparse.Namespace) -> StartupOptions:
         fusion_model=weight(args.fusion_model, "fusion_stcn.pth"),
         s2m_model=weight(args.s2m_model, "s2m.pth"), fbrs_model=weight(args.fbrs_model, "fbrs.pth"),
         full_masks=getattr(args, "full_masks", False), fps=getattr(args, "fps", None),
+        click_flip={"on": True, "off": False}.get(getattr(args, "click_flip", "auto")),
         weights_dir=str(weights_dir(folder)),
     )  # fmt: skip
 

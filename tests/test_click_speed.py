@@ -174,3 +174,62 @@ def test_first_click_preview_is_the_unflipped_prediction_and_changes_nothing(wei
     assert 0.02 < early.mean() < 0.98  # a real mask, not an empty or full one
     # it is the unflipped copy alone: the flip average differs somewhere
     assert not torch.equal(early.bool(), plain[0] > 0.5)
+
+
+def test_without_the_flip_one_copy_runs_and_the_first_click_is_the_unflipped_prediction(
+    weights, image
+):
+    """flip=False (the --fast default, f-BRS's with_flip=False): a batch of one copy for the
+    backbone and BRS, and the first click's mask is the network on the frame itself."""
+    net = load_fbrs(weights, "cpu")
+    chain = TransformChain(zoom=ZoomIn(target_size=160), flip=False)
+    predictor = FBRSPredictor(net, transforms=chain)
+    ctrl = ClickController(net, predictor)
+    seen: list[torch.Tensor] = []
+    with torch.inference_mode():
+        first = ctrl.interact(image, *CLICKS[0], preview=seen.append)
+        assert predictor.last.net_logits.shape[0] == 1
+        assert len(predictor.last.net_clicks) == 1
+        x, y, positive = CLICKS[0]
+        points = points_tensor([[Click(y, x, positive)]], NET_CLICKS_LIMIT)
+        maps = click_maps(points, *image.shape[-2:], NORM_RADIUS)
+        expected = torch.sigmoid(net(image, maps)) > 0.5
+        flipped_first, _, _ = _session(net, image)
+        second = ctrl.interact(image, *CLICKS[1])
+        brs = predictor.last.brs
+    assert seen == []  # nothing to show early: the one copy is the result
+    assert torch.equal(first.bool(), expected)
+    assert 0.02 < first.mean() < 0.98
+    assert not torch.equal(first.bool(), flipped_first[0] > 0.5)  # the flip average differs
+    # the BRS click optimised on the one copy and answers both clicks' squares
+    assert brs is not None and brs.logits.shape[0] == 1 and len(brs.evaluations) >= 1
+    assert predictor.last.pos_mask_sum.shape == (1,)
+    assert second.shape == first.shape
+
+
+@pytest.mark.parametrize(
+    ("fast", "click_flip", "flip"),
+    [(False, None, True), (True, None, False), (True, True, True), (False, False, False)],
+)
+def test_the_click_flip_follows_the_mode_unless_chosen(weights, tmp_path, fast, click_flip, flip):
+    """--click_flip auto: on in fp32 (MiVOS' setting, parity), off with --fast; on/off win."""
+    from workflow.open_project import StartupOptions, _click_controller  # noqa: PLC0415
+
+    opts = StartupOptions(
+        video=None, images=str(tmp_path), masks=None, output=None, num_objects=1,
+        resolution=480, mem_freq=5, fast=fast, prop_model="p", fusion_model="f",
+        s2m_model=None, fbrs_model=str(weights), click_flip=click_flip,
+    )  # fmt: skip
+    controller, reason = _click_controller(opts, torch.device("cpu"))
+    assert reason == "" and controller is not None
+    assert controller.predictor.transforms.flip is flip
+
+
+@pytest.mark.parametrize(("flag", "want"), [([], None), (["--click_flip", "off"], False),
+                                            (["--click_flip", "on"], True)])  # fmt: skip
+def test_the_gui_flag_reaches_the_startup_options(tmp_path, flag, want):
+    from gui.app import options_from_args  # noqa: PLC0415
+    from interactive_gui import build_parser  # noqa: PLC0415
+
+    args = build_parser().parse_args(["--images", str(tmp_path), "--fast", *flag])
+    assert options_from_args(args).click_flip is want

@@ -17,6 +17,7 @@ from model.build import Networks, load_fusion_net, load_prop_net, load_s2m
 from model.checkpoint import CheckpointError
 from model.fbrs.controller import ClickController
 from model.fbrs.load import load_fbrs
+from model.fbrs.predictor import FBRSPredictor
 from model.precision import choose_precision
 from model.weights import weight_spec
 from model.weights import weights_dir as default_weights_dir
@@ -61,6 +62,9 @@ class StartupOptions:
     # $MIVOS_WEIGHTS, else the per-user one: model.weights.weights_dir); named in messages.
     # None: the paths were all given explicitly.
     weights_dir: str | None = None
+    # f-BRS's flip test-time augmentation for clicks; None: on in fp32, off with `fast`
+    # (twice the speed of a session's first click; README, Speed).
+    click_flip: bool | None = None
 
 
 class MissingWeights(FileNotFoundError):
@@ -155,7 +159,9 @@ def _click_controller(
         reason = f"{opts.fbrs_model} not found: clicks are disabled"
     else:
         try:
-            return ClickController(load_fbrs(opts.fbrs_model, device, opts.fast)), ""
+            net = load_fbrs(opts.fbrs_model, device, opts.fast)
+            flip = (not opts.fast) if opts.click_flip is None else opts.click_flip
+            return ClickController(net, FBRSPredictor(net, flip=flip)), ""
         except CheckpointError as exc:
             reason = f"clicks are disabled: {exc}"
     log.warning("%s", reason)

@@ -51,7 +51,7 @@ class Evaluation:
 
 @dataclass
 class BRSResult:
-    logits: torch.Tensor  # (2,1,h,w) of the lowest-loss evaluation
+    logits: torch.Tensor  # (B,1,h,w) of the lowest-loss evaluation
     x: np.ndarray  # the final vector, kept for the next click
     evaluations: list[Evaluation] = field(default_factory=list)
     best_index: int = -1
@@ -84,7 +84,8 @@ class BRSObjective:
         neg: torch.Tensor,
         settings: BRSSettings,
     ) -> None:
-        """features (2,160,h/4,w/4); pos/neg (2,1,h,w) click squares on the same device."""
+        """features (B,160,h/4,w/4); pos/neg (B,1,h,w) click squares on the same device
+        (B = 2 with the flip, else 1)."""
         self.net = net
         # Tensors made under inference mode cannot be saved for backward: take normal copies.
         with torch.inference_mode(False):
@@ -158,7 +159,7 @@ class BRSObjective:
 
 
 def _support(squares: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """squares (2,1,h,w) -> flat indices of its non-zero pixels, their values, and the sum of
+    """squares (B,1,h,w) -> flat indices of its non-zero pixels, their values, and the sum of
     all pixels (float32, summed over the full map as the loss's denominator always was)."""
     flat = squares.reshape(-1)
     idx = torch.nonzero(flat).squeeze(1)

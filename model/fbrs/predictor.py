@@ -79,11 +79,12 @@ class PredictionRecord:
     """What one prediction did, for diagnostics and parity checks."""
 
     net_input_hw: tuple[int, int]
-    net_clicks: list[list[Click]]  # [original, flipped] click lists in network coordinates
-    net_points: torch.Tensor  # (2,2P,2) the points tensor of the distance maps
-    pos_mask_sum: np.ndarray  # (2,) BRS click-square pixels per copy
+    # [original, flipped] click lists in network coordinates ([original] without the flip)
+    net_clicks: list[list[Click]]
+    net_points: torch.Tensor  # (B,2P,2) the distance maps' points; B = 2 with the flip, else 1
+    pos_mask_sum: np.ndarray  # (B,) BRS click-square pixels per copy
     neg_mask_sum: np.ndarray
-    net_logits: torch.Tensor  # (2,1,h',w')
+    net_logits: torch.Tensor  # (B,1,h',w')
     features_recomputed: bool
     brs_x0: np.ndarray | None  # L-BFGS start (None when no optimisation ran)
     brs: BRSResult | None
@@ -103,15 +104,17 @@ class FBRSPredictor:
         net_clicks_limit: int = NET_CLICKS_LIMIT,
         transforms: TransformChain | None = None,
         feature_cache_size: int = FEATURE_CACHE_SIZE,
+        flip: bool = True,
     ) -> None:
         """Defaults are MiVOS' settings; tests may pass a smaller zoom or a shorter L-BFGS.
-        feature_cache_size 0 turns the feature cache off (tests compare with it on)."""
+        feature_cache_size 0 turns the feature cache off (tests compare with it on).
+        flip=False: no mirrored copy (TransformChain; ignored when `transforms` is given)."""
         self.net = net
         self.settings = settings or BRSSettings()
         self.norm_radius = norm_radius
         self.optimize_after_n_clicks = optimize_after_n_clicks
         self.net_clicks_limit = net_clicks_limit
-        self.transforms = transforms or TransformChain()
+        self.transforms = transforms or TransformChain(flip=flip)
         self.brs_x = zero_vector()
         self._features: torch.Tensor | None = None
         self.feature_cache = FeatureCache(feature_cache_size)
@@ -142,7 +145,7 @@ class FBRSPredictor:
     def _compute_features(
         self, batch: torch.Tensor, points: torch.Tensor, size, preview: Preview | None = None
     ) -> torch.Tensor:
-        """F (2,160,h/4,w/4) float32 for the network input batch (2,3,h,w) and points (2,2P,2).
+        """F (B,160,h/4,w/4) float32 for the network input batch (B,3,h,w) and points (B,2P,2).
 
         preview: called with the unflipped copy's probability (1,1,H,W) once its features
         exist, before the mirrored copy is computed (only when the features are computed here,

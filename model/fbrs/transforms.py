@@ -228,11 +228,21 @@ class ChainState:
 
 
 class TransformChain:
-    """ZoomIn -> LimitLongestSide -> sigmoid -> flip, with MiVOS' settings."""
+    """ZoomIn -> LimitLongestSide -> sigmoid -> flip, with MiVOS' settings.
 
-    def __init__(self, zoom: ZoomIn | None = None, limit: LimitLongestSide | None = None) -> None:
+    flip=False leaves out the mirrored copy (f-BRS's own `with_flip=False` option): one
+    network input instead of two, half a click's backbone time, for the fast mode (README,
+    Speed); MiVOS, and the fp32 default, use the flip."""
+
+    def __init__(
+        self,
+        zoom: ZoomIn | None = None,
+        limit: LimitLongestSide | None = None,
+        flip: bool = True,
+    ) -> None:
         self.zoom = zoom or ZoomIn()
         self.limit = limit or LimitLongestSide()
+        self.flip = flip
 
     def reset(self) -> None:
         self.zoom.reset()
@@ -247,13 +257,15 @@ class TransformChain:
         self.limit.state = copy.copy(state.limit)
 
     def forward(self, image: torch.Tensor, clicks: Sequence[Click]):
-        """Frame (1,3,H,W) + clicks -> (network batch (2,3,h',w'), click lists, image changed)."""
+        """Frame (1,3,H,W) + clicks -> (network batch (B,3,h',w'), click lists, image
+        changed); B = 2 with the flip (image and mirror), else 1."""
         x, lists = self.zoom.forward(image, [list(clicks)])
         x, lists = self.limit.forward(x, lists)
-        x, lists = flip_forward(x, lists)
+        if self.flip:
+            x, lists = flip_forward(x, lists)
         return x, lists, self.zoom.image_changed or self.limit.image_changed
 
     def inverse(self, logits: torch.Tensor) -> torch.Tensor:
-        """Network logits (2,1,h',w') -> full-frame probability (1,1,H,W)."""
-        prob = torch.sigmoid(flip_inverse(logits))
+        """Network logits (B,1,h',w') as forward's batch -> full-frame probability (1,1,H,W)."""
+        prob = torch.sigmoid(flip_inverse(logits) if logits.shape[0] == 2 else logits)
         return self.zoom.inverse(self.limit.inverse(prob))
