@@ -1,6 +1,6 @@
 """One measurement in its own process, on any checkout of this project (today's or an older
-one): propagation seconds per frame (mean, first frame left out) and one S2M call, printed as
-one JSON line.
+one): propagation seconds per frame (mean, first frame left out) and an S2M call (median of
+--s2m_calls), printed as one JSON line.
 
 Used by bench/bench_speed.py --baseline; it only uses interfaces every version has.
 """
@@ -26,6 +26,7 @@ def main() -> None:
     p.add_argument("--width", type=int, default=854)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--weights", nargs=3, required=True, help="stcn fusion_stcn s2m")
+    p.add_argument("--s2m_calls", type=int, default=3, help="timed S2M calls (median)")
     args = p.parse_args()
     sys.path.insert(0, args.repo)
     import torch  # noqa: PLC0415
@@ -57,10 +58,13 @@ def main() -> None:
     for i in range(1, k + 1):
         inter.add_stroke(i, [(100 + 150 * i, 200), (200 + 150 * i, 240)])
     with torch.inference_mode():
-        inter.predict(nets.s2m, session.image(0))
-        start = time.perf_counter()
-        inter.predict(nets.s2m, session.image(0))
-        s2m = time.perf_counter() - start
+        inter.predict(nets.s2m, session.image(0))  # warm-up
+        calls = []
+        for _ in range(args.s2m_calls):  # the median: one call alone moved by ~10 % run to run
+            start = time.perf_counter()
+            inter.predict(nets.s2m, session.image(0))
+            calls.append(time.perf_counter() - start)
+    s2m = statistics.median(calls)
     print(json.dumps({"propagation": statistics.mean(times[1:] or times), "s2m": s2m}))
 
 
