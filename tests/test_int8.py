@@ -157,6 +157,25 @@ def test_activation_quantisation_covers_the_range_and_keeps_zero(relu):
     assert (by_ops.int() - q.int()).abs().max() <= 1  # only half-way cases may differ
 
 
+@pytest.mark.parametrize("step", [7, 1000])  # uneven steps, the last one partial
+def test_quantisation_in_steps_gives_the_numbers_of_one_piece(step, monkeypatch):
+    """Large inputs are converted in steps (no 80 MB float32 copy of 3 objects' maps): each
+    element depends only on itself, scale and zero point, so the steps change nothing."""
+    import model.int8 as int8  # noqa: PLC0415
+
+    x = _input(16, 20, 24, relu=False)
+    x = torch.cat([x, 2 * x, -x])  # a batch, as K objects
+    whole, scale, zero_point = quantize_activation(x)
+    monkeypatch.setattr(int8, "QUANTIZE_STEP", step)
+    stepped, scale2, zero_point2 = quantize_activation(x)
+    assert (scale2, zero_point2) == (scale, zero_point)
+    assert torch.equal(stepped, whole)
+    assert stepped.is_contiguous(memory_format=torch.channels_last)
+    # and both are the element-wise rule (up to half-way cases), item by item
+    by_ops = uint8_by_ops(x.contiguous(memory_format=torch.channels_last), scale, zero_point)
+    assert (by_ops.int() - stepped.int()).abs().max() <= 1
+
+
 def test_exempt_networks_keep_float_convolutions(synthetic_checkpoints, tmp_path):
     nets = load_networks(synthetic_checkpoints["stcn"], None, None, "cpu", fast=True)
     fast = choose_precision("cpu", fast=True)
