@@ -11,10 +11,13 @@ direct convolution by ~1e-5 relative per layer, well inside the parity tolerance
 
 Only eligible layers use it (CPU, float32, 3x3, stride 1, one group, no autograd, NNPACK
 present; a dilated layer is tiled into one undilated convolution, `dilated_by_tiling`) and only
-calls where it measured faster (`pays_off`: wide layers on large maps); everything else is an
-ordinary nn.Conv2d call. The networks are stored channels-last, where oneDNN is fastest for
-everything else (1x1 convolutions, fused ReLU/add); a Winograd call converts its input to NCHW
-and its output back, which the table below already counts.
+calls where it measured faster (`pays_off`: wide layers on large maps). On small maps (the
+1/16 maps of 480p) NNPACK's kernel transform at every call dominates: there the layer runs
+model/winograd_small.py's F(4x4, 3x3) with the transform kept (`small_map_pays_off`). The choice
+per call is WinogradConv2d.kernel_for; everything else is an ordinary nn.Conv2d call. The
+networks are stored channels-last, where oneDNN is fastest for everything else (1x1
+convolutions, fused ReLU/add); an NNPACK call converts its input to NCHW and its output back,
+which the table below already counts.
 """
 
 from __future__ import annotations
