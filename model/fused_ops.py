@@ -12,6 +12,9 @@ to the unfused ops; bf16 ones round once instead of twice. A layer with a kernel
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -138,3 +141,27 @@ def conv_keep_layout(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if conv.bias is not None:
         y += conv.bias.view(1, -1, 1)
     return y.view(n, conv.out_channels, h, w)
+
+
+# Entries kept per layer: its own weight and the decoder's two split parts (model/blocks.py);
+# the fourth slot lets a changed weight replace its stale entry without evicting a live one.
+PER_WEIGHT_ENTRIES = 4
+_Prepared = TypeVar("_Prepared")
+
+
+def per_weight(
+    conv: nn.Module, slot: str, weight: torch.Tensor, make: Callable[[torch.Tensor], _Prepared]
+) -> _Prepared:
+    """make(weight), cached on `conv` under `slot` per weight tensor (its own and the decoder's
+    split parts) until the tensor changes: what a layer with a kernel of its own prepares from
+    a weight once (int8 packing, Winograd's kernel transform)."""
+    # Keyed by the tensor object (kept alive by the entry, so its id is not reused) and, for a
+    # tensor that tracks it, its version (an in-place load changes the weight, not its id).
+    version = -1 if weight.is_inference() else weight._version
+    key = (id(weight), version)
+    cache = conv.__dict__.setdefault(slot, {})
+    if key not in cache:
+        while len(cache) >= PER_WEIGHT_ENTRIES:  # stale entries of a changed weight
+            del cache[next(iter(cache))]
+        cache[key] = (weight, make(weight))
+    return cache[key][1]

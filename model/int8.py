@@ -27,7 +27,7 @@ import warnings
 import torch
 from torch import nn
 
-from model.fused_ops import conv_then_ops
+from model.fused_ops import conv_then_ops, per_weight
 
 # Where int8 measured faster than bf16 (bench/bench_int8.py, 480p layer shapes, 2 threads):
 # 3x3 layers at 0.51-0.69x (dilated ones too), the per-call quantisation pass included; 1x1
@@ -36,7 +36,6 @@ from model.fused_ops import conv_then_ops
 # decoder's 256->1 prediction) or tiny maps gain less than the quantisation pass costs.
 MIN_CHANNELS = 32
 MIN_MACS = 1e8  # multiply-adds of one batch item
-MAX_PACKS = 4  # packed weights kept per layer: its own and the decoder's two split parts
 
 
 @functools.cache
@@ -171,14 +170,8 @@ def _packed(
     """(oneDNN packed int8 weight, per-output-channel scales, zero points) for `weight`,
     cached on the module per weight tensor (its own and the decoder's split parts) until it
     changes."""
-    # Keyed by the tensor object (kept alive by the entry, so its id is not reused) and, for a
-    # tensor that tracks it, its version (an in-place load changes the weight, not its id).
-    version = -1 if weight.is_inference() else weight._version
-    key = (id(weight), version)
-    cache = conv.__dict__.setdefault("_int8_packs", {})
-    if key not in cache:
-        while len(cache) >= MAX_PACKS:  # stale parts of a changed weight
-            del cache[next(iter(cache))]
+
+    def pack(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         w = weight.detach().float()
         scales = (w.abs().amax(dim=(1, 2, 3)) / 127).clamp_min(1e-12)
         q = torch.round(w / scales[:, None, None, None]).clamp(-127, 127).to(torch.int8)
@@ -186,8 +179,9 @@ def _packed(
                                                 list(conv.padding), list(conv.dilation),
                                                 conv.groups, None)  # fmt: skip
         zero_points = torch.zeros(scales.shape[0], dtype=torch.int64)  # symmetric weights
-        cache[key] = (weight, packed, scales, zero_points)
-    return cache[key][1:]
+        return packed, scales, zero_points
+
+    return per_weight(conv, "_int8_packs", weight, pack)
 
 
 def int8_conv(

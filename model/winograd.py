@@ -27,7 +27,7 @@ import functools
 import torch
 from torch import nn
 
-from model.fused_ops import conv_then_ops
+from model.fused_ops import conv_then_ops, per_weight
 from model.winograd_small import small_map_conv3x3, tiled_extent, transform_kernel
 
 
@@ -175,23 +175,10 @@ class WinogradConv2d(nn.Conv2d):
         return out.relu_() if relu and add is not None else out
 
     def _small_map_kernel(self, weight: torch.Tensor) -> torch.Tensor:
-        """transform_kernel(weight), cached on the module per weight tensor (its own and the
-        decoder's split parts, model/blocks.py) until the tensor changes."""
-        # Keyed by the tensor object (kept alive by the entry, so its id is not reused) and,
-        # where it tracks one, its version (an in-place load changes the weight, not its id).
-        version = -1 if weight.is_inference() else weight._version
-        key = (id(weight), version)
-        cache = self.__dict__.setdefault("_small_map_kernels", {})
-        if key not in cache:
-            while len(cache) >= MAX_KERNELS:  # stale entries of a changed weight
-                del cache[next(iter(cache))]
-            cache[key] = (weight, transform_kernel(weight))
-        return cache[key][1]
+        """transform_kernel(weight), kept per weight tensor until it changes (per_weight)."""
+        return per_weight(self, "_small_map_kernels", weight, transform_kernel)
 
 
-# Kernel transforms kept per layer: its own weight and the decoder's two split parts (the
-# fourth slot lets a changed weight replace its stale entry without evicting a live one).
-MAX_KERNELS = 4
 SMALL_MAP, NNPACK = "small map", "nnpack"
 
 # When model/winograd_small.py's F(4x4, 3x3) with a cached kernel transform beats both NNPACK
