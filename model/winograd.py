@@ -74,10 +74,14 @@ class WinogradConv2d(nn.Conv2d):
 
     def kernel_for_input(self, x: torch.Tensor) -> str | None:
         """kernel_for x's shape, device, dtype and autograd state."""
-        if x.dim() != 4:
-            return None
-        grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
-        return self.kernel_for(x.shape[1], *x.shape[-2:], x.device, x.dtype, grad, x.shape[0])
+        return self.kernel_for_like(x, x.shape[1]) if x.dim() == 4 else None
+
+    def kernel_for_like(self, like: torch.Tensor, in_channels: int) -> str | None:
+        """kernel_for an input with `in_channels` channels and the batch, map size, device,
+        dtype and autograd state of `like` (N,C,H,W)."""
+        grad = torch.is_grad_enabled() and (like.requires_grad or self.weight.requires_grad)
+        return self.kernel_for(in_channels, *like.shape[-2:], like.device, like.dtype, grad,
+                               like.shape[0])  # fmt: skip
 
     def kernel_for(
         self,
@@ -253,10 +257,7 @@ def reads_nchw(conv: nn.Module, in_channels: int, like: torch.Tensor) -> bool:
     output (S2M's classifier at 1/4: 85 of its 195 ms were those two conversions)."""
     if not isinstance(conv, WinogradConv2d) or like.dim() != 4:
         return False
-    grad = torch.is_grad_enabled() and (like.requires_grad or conv.weight.requires_grad)
-    kernel = conv.kernel_for(in_channels, *like.shape[-2:], like.device, like.dtype, grad,
-                             like.shape[0])  # fmt: skip
-    return kernel == NNPACK
+    return conv.kernel_for_like(like, in_channels) == NNPACK
 
 
 def eligible(conv: nn.Module) -> bool:

@@ -76,10 +76,12 @@ def test_the_rule_picks_small_maps_of_wide_layers_only():
     assert not small_map_pays_off(1, 256, 256, 120, 216, 1)  # 1/4: the tile transforms dominate
     assert not small_map_pays_off(1, 128, 128, 30, 54, 1)  # narrow: no gain
     assert not small_map_pays_off(1, 1024, 512, 30, 54, 1)  # 4x of a 2M-weight kernel kept
-    assert not small_map_pays_off(1, 2048, 2048, 30, 54, 6)  # ASPP's rate 6: tiles half empty
+    assert not small_map_pays_off(1, 256, 256, 30, 54, 6)  # rate 6: tiles cover 2.1x the map
 
 
 def test_a_winograd_layer_caches_its_transformed_kernel_until_the_weight_changes():
+    if not nnpack_ready():
+        pytest.skip("Winograd layers are only made where NNPACK exists (fp32's mode)")
     torch.manual_seed(1)
     conv = nn.Conv2d(256, 256, 3, padding=2, dilation=2).eval()
     use_winograd_convs(conv)
