@@ -27,6 +27,7 @@ from torch import nn
 
 from model.fold_bn import fold_batchnorm
 from model.int8 import int8_ready, use_int8_convs
+from model.narrow_conv import use_narrow_convs
 from model.winograd import nnpack_ready, use_winograd_convs
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,10 @@ def prepare_for_inference(net: nn.Module, precision: Precision) -> nn.Module:
         net.to(memory_format=torch.channels_last)
     if precision.int8:
         use_int8_convs(net)
+    if precision.dtype == torch.float32:
+        # 3x3 layers to <= 4 outputs: one product and shifted sums (before Winograd takes
+        # every 3x3 layer it can)
+        use_narrow_convs(net)
     if precision.winograd:
         use_winograd_convs(net)  # after the layout: their weights go back to NCHW for NNPACK
         for module in net.modules():

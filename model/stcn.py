@@ -101,10 +101,20 @@ class UpsampleBlock(nn.Module):
         self.out_conv = ResBlock(up_channels, out_channels)
 
     def forward(self, skip: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        if up.shape[0] == skip.shape[0]:
+            # skip_conv(skip) + up in one fused pass
+            return self.out_conv(conv_add(self.skip_conv, skip, self._upsample(up, skip), False))
+        return self.with_skip(self.skip_conv(skip), up)
+
+    def with_skip(self, skip_out: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        """forward with skip_conv(skip) already computed (1 or up's batch): shared by several
+        objects, it is added into each fresh upsampled map in place."""
+        return self.out_conv(self._upsample(up, skip_out).add_(skip_out))
+
+    @staticmethod
+    def _upsample(up: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(up, scale_factor=2, mode="bilinear", align_corners=False)
-        # skip_conv(skip) + up; one fused pass when skip and up have the same batch
-        x = conv_add(self.skip_conv, skip, up.to(skip.dtype), relu=False)
-        return self.out_conv(x)
+        return up.to(like.dtype)
 
 
 class Decoder(nn.Module):
@@ -134,8 +144,26 @@ class Decoder(nn.Module):
         mem_out, f16_thin = in_layout_of(mem_out, weight), in_layout_of(f16_thin, weight)
         x = self.compress.forward_split(mem_out, f16_thin)
         x = self.up_16_8(in_layout_of(f8, weight), x)
-        x = self.up_8_4(in_layout_of(f4, weight), x)
-        x = self.pred(F.relu(x)).float()  # upsampled in float32 in every precision mode
+        f4 = in_layout_of(f4, weight)
+        if x.shape[0] == 1 or f4.shape[0] != 1 or torch.is_grad_enabled():
+            return self._predict(self.up_8_4(f4, x))
+        # K objects at inference: the 1/4 stage (its largest maps) runs one object at a time
+        # after its shared skip convolution. One object's maps (26 MB at 480p) come back from
+        # the allocator's free memory at every frame, while K objects' (80 MB for 3) are over
+        # glibc's 32 MB mmap limit and were mapped and page-faulted in afresh, ~4 times per
+        # frame (bench/bench_speed.py: 3 objects / 1 object per frame). Per object the same
+        # operations, so the same numbers as the batched stage (NNPACK, which runs objects one
+        # at a time anyway, included).
+        skip_out = self.up_8_4.skip_conv(f4)
+        return torch.cat([self._predict(self.up_8_4.with_skip(skip_out, x[i : i + 1]))
+                          for i in range(x.shape[0])])  # fmt: skip
+
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        """up_8_4's output (K,256,H/4,W/4) -> float32 logits (K,1,H,W)."""
+        # x is not used again: its ReLU in place spares a fresh copy of the largest map,
+        # unless autograd needs the original
+        x = F.relu(x) if torch.is_grad_enabled() else x.relu_()
+        x = self.pred(x).float()  # upsampled in float32 in every precision mode
         return F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
 
 
