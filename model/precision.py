@@ -29,6 +29,7 @@ from model.fold_bn import fold_batchnorm
 from model.int8 import int8_ready, use_int8_convs
 from model.narrow_conv import use_narrow_convs
 from model.winograd import nnpack_ready, use_winograd_convs
+from util.allocator import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,8 @@ def _fp32(device: torch.device) -> Precision:
 def prepare_for_inference(net: nn.Module, precision: Precision) -> nn.Module:
     """eval(), batch norm folded, weights cast and laid out for `precision`; returns `net`.
 
-    fp32 on CUDA also turns TF32 off for the process (cudnn.allow_tf32, matmul.allow_tf32).
+    fp32 on CUDA also turns TF32 off for the process (cudnn.allow_tf32, matmul.allow_tf32); on
+    the CPU, glibc keeps freed memory for reuse (util/allocator.py, also process-wide).
 
     With Winograd, a module whose class sets `nchw_with_winograd = True` (all 3x3 layers, where
     NNPACK's NCHW beats converting channels-last around every call) keeps NCHW weights and
@@ -107,6 +109,8 @@ def prepare_for_inference(net: nn.Module, precision: Precision) -> nn.Module:
     """
     net.eval()
     first = next(net.parameters(), None)
+    if first is not None and first.device.type == "cpu":
+        keep_freed_memory()  # util/allocator.py: no page faults for each frame's maps
     if first is not None and first.device.type == "cuda" and precision.autocast is None:
         # cuDNN and cuBLAS default to TF32 (10-bit mantissa) on Ampere and later GPUs, which
         # is not fp32 and breaks parity; fp32 mode means fp32 (a process-wide setting)
