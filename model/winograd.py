@@ -277,15 +277,21 @@ def eligible(conv: nn.Module) -> bool:
 
 def use_winograd_convs(net: nn.Module) -> int:
     """Turn every eligible Conv2d of `net` into a WinogradConv2d in place (parameters kept,
-    their weights stored NCHW, the layout NNPACK reads); returns how many. A no-op (0) where
-    NNPACK is not available."""
+    undilated ones' weights stored NCHW, the layout NNPACK reads); returns how many. A no-op
+    (0) where NNPACK is not available.
+
+    Dilated layers keep their layout: S2M's ASPP (rates 6-18) and layer4 (rate 2) reach NNPACK
+    only on maps larger than 480p's and otherwise run oneDNN (channels-last input) or the
+    small-map kernel (its own transform), so an NCHW weight was converted back for oneDNN at
+    every call (8 ms of an S2M call for the ASPP); an NNPACK call copies it instead."""
     if not nnpack_ready():
         return 0
     count = 0
     for module in net.modules():
         if eligible(module):
             module.__class__ = WinogradConv2d
-            module.weight.data = module.weight.data.contiguous()
+            if module.dilation == (1, 1):
+                module.weight.data = module.weight.data.contiguous()
             count += 1
     return count
 

@@ -135,3 +135,24 @@ def test_a_1x1_convolution_keeps_its_input_layout(layout):
         if layout == "nchw"
         else got.is_contiguous(memory_format=torch.channels_last)
     )
+
+
+@pytest.mark.skipif(not nnpack_ready(), reason="NNPACK is not built into this PyTorch")
+def test_dilated_layers_keep_channels_last_weights_and_still_compute_the_convolution():
+    torch.manual_seed(4)
+    net = nn.Sequential(
+        nn.Conv2d(16, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=6, dilation=6)
+    )
+    net = net.eval().requires_grad_(False).to(memory_format=torch.channels_last)
+    want_weights = [m.weight.clone() for m in net]
+    assert use_winograd_convs(net) == 2
+    plain, dilated = net
+    assert plain.weight.is_contiguous()  # NCHW: what NNPACK reads
+    assert dilated.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not dilated.weight.is_contiguous()  # oneDNN's layout, no copy per call
+    x = torch.randn(1, 16, 20, 24).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        for conv, weight in zip(net, want_weights, strict=True):
+            got = conv(x)
+            want = F.conv2d(x, weight, conv.bias, padding=conv.padding, dilation=conv.dilation)
+            assert float((got - want).abs().max()) < 1e-4
