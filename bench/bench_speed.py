@@ -145,13 +145,14 @@ def whole_process(args: argparse.Namespace) -> None:
     Image.fromarray(first_mask(args.height, args.width, 1)).save(masks / "00000.png")
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
 
-    def run(fast: bool, i: int) -> float:
-        out = work / f"out_{'fast' if fast else 'fp32'}_{i}"
+    def run(fast: bool, i: int, repo: Path = REPO) -> float:
+        side = "fast" if fast else ("fp32" if repo == REPO else "baseline")
+        out = work / f"out_{side}_{i}"
         cmd = [sys.executable, "-m", "inference_core", "--video", str(video), "--masks",
                str(masks), "--output", str(out), "--device", args.device, "--resolution", "-1",
                "--prop_model", str(paths[0]), "--fusion_model", str(paths[1])]  # fmt: skip
         start = time.perf_counter()
-        subprocess.run(cmd + (["--fast"] if fast else []), check=True, cwd=REPO, env=env,
+        subprocess.run(cmd + (["--fast"] if fast else []), check=True, cwd=repo, env=env,
                        capture_output=True)  # fmt: skip
         return time.perf_counter() - start
 
@@ -160,6 +161,12 @@ def whole_process(args: argparse.Namespace) -> None:
     count = iter(range(1000))
     side_by_side("whole process s", "fp32", "fast", lambda: run(False, next(count)),
                  lambda: run(True, next(count)), args.repeats, "s")  # fmt: skip
+    if args.baseline:
+        # the 0.4 was set against fp32 at the original's speed: --fast against the
+        # baseline checkout's fp32 command, alternated the same way
+        side_by_side("whole process s", "baseline fp32", "fast",
+                     lambda: run(False, next(count), Path(args.baseline).resolve()),
+                     lambda: run(True, next(count)), args.repeats, "s")  # fmt: skip
     a = sorted((work / "out_fp32_0").glob("*.png"))
     b = sorted(next(work.glob("out_fast_*")).glob("*.png"))
     equal = [
