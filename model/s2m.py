@@ -85,6 +85,10 @@ class ASPP(nn.Module):
         return self.project(torch.cat([branch(x) for branch in self.convs], dim=1))
 
 
+# F.interpolate(mode="bilinear", align_corners=False) writing into a given tensor
+_UPSAMPLE_INTO = torch.ops.aten.upsample_bilinear2d.out
+
+
 class DeepLabHeadV3Plus(nn.Module):
     def __init__(self, low_ch: int = 256, high_ch: int = 2048, num_classes: int = 1) -> None:
         super().__init__()
@@ -94,11 +98,19 @@ class DeepLabHeadV3Plus(nn.Module):
 
     def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         low, high = self.project(low), self.aspp(high)
+        size = list(low.shape[-2:])
         if reads_nchw(self.classifier[0], low.shape[1] + high.shape[1], low):
             # the concatenation is built in the layout the classifier's Winograd reads (the
             # small 1/16 map converted before upsampling), and its output stays NCHW
             low, high = low.contiguous(), high.contiguous()
-        high = F.interpolate(high, size=low.shape[-2:], mode="bilinear", align_corners=False)
+            if low.shape[0] == 1 and not torch.is_grad_enabled():
+                # one object: its channel slices are contiguous, so the upsampling writes into
+                # the classifier's input directly instead of into a copy that is concatenated
+                x = low.new_empty((1, low.shape[1] + high.shape[1], *size))
+                x[:, : low.shape[1]] = low
+                _UPSAMPLE_INTO(high, size, False, None, None, out=x[:, low.shape[1] :])
+                return self.classifier(x)
+        high = F.interpolate(high, size=size, mode="bilinear", align_corners=False)
         return self.classifier(torch.cat([low, high], dim=1))
 
 

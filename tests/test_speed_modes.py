@@ -472,3 +472,24 @@ def test_fast_s2m_agrees_with_fp32_on_99_percent_of_pixels(synthetic_checkpoints
     fp32, fast = masks
     assert 0.02 < fp32.float().mean() < 0.98  # not a trivially empty or full mask
     assert (fp32 == fast).float().mean() >= 0.99
+
+
+@pytest.mark.skipif(not nnpack_ready(), reason="the NCHW head layout is NNPACK's")
+def test_s2m_head_upsampling_into_the_classifier_input_equals_the_concatenation():
+    from model.s2m import DeepLabHeadV3Plus  # noqa: PLC0415
+    from model.winograd import reads_nchw  # noqa: PLC0415
+
+    torch.manual_seed(8)
+    head = DeepLabHeadV3Plus().eval()
+    fold_batchnorm(head)
+    head.requires_grad_(False).to(memory_format=torch.channels_last)
+    use_winograd_convs(head)
+    g = torch.Generator().manual_seed(9)
+    low = torch.randn(1, 256, 80, 96, generator=g).contiguous(memory_format=torch.channels_last)
+    high = torch.randn(1, 2048, 20, 24, generator=g).contiguous(memory_format=torch.channels_last)
+    assert reads_nchw(head.classifier[0], 48 + 256, low)  # the branch under test is taken
+    with torch.inference_mode():
+        direct = head(low, high)  # upsampled into the classifier's input
+    with torch.enable_grad():
+        concatenated = head(low, high)  # autograd on: torch.cat as before
+    assert float((direct - concatenated).abs().max()) < 1e-5
