@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Three 24 MB blocks per round, as a frame's maps: under glibc's own settings they are mapped
+# Three 24 MB blocks per round, as a frame's maps: under glibc's own settings they were mapped
 # afresh every round (~18,000 faults); with the settings, reused once the heap has settled.
 _CHILD = """
 import json, resource, sys
@@ -54,10 +54,9 @@ def _glibc() -> bool:
 def test_freed_blocks_are_reused_without_page_faults():
     tuned = _run(True)
     assert tuned["applied"] is True
+    # glibc's own settings usually fault the blocks in again (~18,000 per round here), but not
+    # always (its thresholds adapt to the order of frees), so that side is not asserted
     assert tuned["faults"] < 0.05 * 3 * PAGES_PER_ROUND
-    # the same rounds under glibc's own settings fault the blocks in again: the measurement
-    # sees the difference the setting makes
-    assert _run(False)["faults"] > 0.5 * 3 * PAGES_PER_ROUND
 
 
 @pytest.mark.skipif(not _glibc(), reason="the settings are glibc's")
