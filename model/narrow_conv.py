@@ -3,8 +3,10 @@ fusion network's 32->1) as one matrix product and nine shifted sums, for CPU inf
 
 A 3x3 convolution to O outputs is sum over the nine taps (dy, dx) of W[:, :, dy, dx] @ x shifted
 by (dy, dx). With O = 1 the direct convolution has nothing to vectorise over outputs: oneDNN ran
-the decoder's 256->1 layer at 44 ms per object on a 480p NCHW 1/4 map (140 ms for 3 objects;
-bench/bench_narrow_conv.py), ~50 MMAC of work. Here the nine taps of all O outputs are one
+the decoder's 256->1 layer, ~60 MMAC of work, at 44 ms per object on a 480p NCHW 1/4 map inside
+a propagated frame (torch.profiler; 140 ms for 3 objects). python bench/bench_narrow_conv.py
+times the layers alone: this path takes 0.15-0.31x oneDNN's time for the decoder's layer and
+0.5-0.9x for the fusion network's. Here the nine taps of all O outputs are one
 (9*O, C) x (C, H*W) product (MKL, ~1 ms: it reads the input once) and the nine (O, H, W) planes
 are added into the output at their offsets, which only touches the O-channel output. The same
 numbers as the convolution up to float summation order (~1e-6 relative). float32 only: in
