@@ -5,7 +5,9 @@ back at free: its threshold starts at 128 KB and grows only up to 32 MB, and fre
 the top of the heap beyond twice that threshold is returned too. A propagated frame allocates
 and frees tens of maps of 10-30 MB at 480p, so every frame faulted ~19,000 fresh 4 KB pages
 back in (~78 MB; /usr/bin/time's minor faults, bench/speed_child.py: 1.18 M after 12 frames
-against 1.03 M after 4), ~8 % of a 1-object frame and more with 3 objects. With the mmap
+against 1.03 M after 4). In an alternated A/B of that child, 1-object frames stayed within
+noise and 3-object ones went from 1.58/1.62 to 1.48/1.40 s, their S2M call from 2.63/2.46 to
+2.28/2.29 s. With the mmap
 threshold fixed at glibc's maximum (32 MB) and up to 512 MB of free heap kept, blocks up to
 32 MB are reused from the heap: no per-frame faults (0.72 M after both 4 and 12 frames). Blocks
 over 32 MB (several objects' maps) are still mapped per call; glibc refuses a higher threshold.
