@@ -24,11 +24,17 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--images", help="a folder of frames: jpg/png/bmp/tif, natural sort")
     p.add_argument("--masks", help="import index PNGs (any size) from this folder / resume")
     p.add_argument("--output", help="where masks are saved (default: <input>_masks beside it)")
-    p.add_argument("--num_objects", type=int,
-                   help="objects are ids 1..N (default: the ids present in the masks, else 1)")
-    p.add_argument("--full_masks", action="store_true",
-                   help="every --masks file is a full annotation of its frame (default: a file "
-                   "holding only objects absent from earlier annotations introduces them)")
+    p.add_argument(
+        "--num_objects",
+        type=int,
+        help="objects are ids 1..N (default: the ids present in the masks, else 1)",
+    )
+    p.add_argument(
+        "--full_masks",
+        action="store_true",
+        help="every --masks file is a full annotation of its frame (default: a file "
+        "holding only objects absent from earlier annotations introduces them)",
+    )
     p.add_argument("--resolution", type=int, default=480, help="shorter side; -1 = original")
     p.add_argument("--fps", type=parse_fps, default=None,
                    help="frame rate of the overlay video export (default: the video's own; "
@@ -43,8 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="f-BRS clicks also predict the mirrored frame and average both (better "
                    "edges, twice the time of a session's first click); auto: on in the default "
                    "fp32, off with --fast")  # fmt: skip
-    p.add_argument("--no_amp", action="store_true",
-                   help="accepted for compatibility: fp32 is the default, --fast turns AMP on")
+    p.add_argument(
+        "--no_amp",
+        action="store_true",
+        help="accepted for compatibility: fp32 is the default, --fast turns AMP on",
+    )
     p.add_argument("--device", default="auto", help="auto | cuda | mps | cpu")
     # Weight defaults are None: gui.app resolves them in the weights folder (model.weights),
     # which --weights_dir can change, so they cannot be fixed when the parser is built.

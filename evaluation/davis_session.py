@@ -40,9 +40,7 @@ log = logging.getLogger(__name__)
 PROPAGATE_AT = (2, 5, 7)
 SCRIBBLE_IGNORE = -1  # scribbles2mask's value where nothing was drawn
 # The original's rules throughout (re-interactions appended), so scores compare with the paper.
-EVAL_CONFIG = InferenceConfig(
-    mem_freq=5, top_k=20, prob_dtype="float32", reinteraction="append"
-)
+EVAL_CONFIG = InferenceConfig(mem_freq=5, top_k=20, prob_dtype="float32", reinteraction="append")
 
 
 def scribbled_frame(scribbles: dict) -> int | None:
