@@ -433,11 +433,6 @@ class AppController(QObject):
         more = f" (+{pending - 1} queued)" if pending > 1 else ""
         self.job_status.emit(self._jobs[0] + more, True)
 
-    @property
-    def job_pending(self) -> bool:
-        """A queued or running job has not reported its end yet."""
-        return bool(self._jobs)
-
     # ---- worker results
     def _on_edited(self, t: int, what: str) -> None:
         self._preview = None  # the click's own result replaces its early one
