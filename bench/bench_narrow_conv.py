@@ -11,12 +11,10 @@ alternating per call; no weights needed.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
-from common import REPO  # noqa: F401  (puts the repository on sys.path)
+from common import alternated_median_ms  # (importing common puts the repository on sys.path)
 
 from model.narrow_conv import narrow_conv3x3, tap_matrix
 
@@ -46,16 +44,8 @@ def main() -> None:
             "onednn": lambda x=x, weight=weight, bias=bias: F.conv2d(x, weight, bias, padding=1),
             "narrow": lambda x=x, taps=taps, bias=bias: narrow_conv3x3(x, taps, bias),
         }
-        times: dict[str, list[float]] = {k: [] for k in runs}
         with torch.inference_mode():
-            for run in runs.values():
-                run()  # warm-up
-            for _ in range(args.repeats):
-                for key, run in runs.items():
-                    start = time.perf_counter()
-                    run()
-                    times[key].append(time.perf_counter() - start)
-        a, b = (1e3 * statistics.median(times[k]) for k in runs)
+            a, b = alternated_median_ms(runs, args.repeats).values()
         print(f"{name:46s} {a:10.1f} {b:10.1f} {b / a:14.2f}", flush=True)
 
 

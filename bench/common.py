@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -102,3 +103,17 @@ __all__ = [
     "networks", "weight_files", "frames", "write_video", "first_mask", "gib", "Timer",
     "process_rss_bytes",
 ]  # fmt: skip
+
+
+def alternated_median_ms(runs: dict, repeats: int) -> dict:
+    """Median milliseconds of each no-argument callable in `runs`, timed in turn (A B A B ...)
+    after one warm-up call each, so a change in the machine's load hits all of them alike."""
+    for run in runs.values():
+        run()
+    times = {key: [] for key in runs}
+    for _ in range(repeats):
+        for key, run in runs.items():
+            with Timer() as timer:
+                run()
+            times[key].append(timer.seconds)
+    return {key: 1e3 * statistics.median(t) for key, t in times.items()}
