@@ -5,20 +5,20 @@ transformed once (model/winograd_small.py), at the sizes a 480x854 frame gives, 
 model/winograd.py's rule (WinogradConv2d.kernel_for) picks.
 
     python bench/bench_winograd.py [--height 480 --width 864] [--threads 2]
+    python bench/bench_winograd.py --height 32 --width 48   # tiny maps (the small map's floor)
 
-The kernels of each layer run alternately (A B C A B C) and the best of --repeats is kept per
-kernel; only their ratios (NNPACK / direct, small map / direct) are meaningful. Prints figures,
-asserts nothing.
+The kernels of each layer run alternately (A B C A B C, common.alternated_median_ms) and the
+median of --repeats is kept per kernel; only their ratios (NNPACK / direct, small map / direct)
+are meaningful. Prints figures, asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
-from common import REPO  # noqa: F401  (puts the repository on sys.path)
+from common import alternated_median_ms
 from torch import nn
 
 import model.fused_ops as fused_ops
@@ -64,15 +64,6 @@ def layer_inputs(height: int, width: int) -> list[tuple[str, nn.Conv2d, tuple[in
     return [(name, conv, shape) for name, (conv, shape) in found.items()]
 
 
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--height", type=int, default=480)
@@ -83,7 +74,7 @@ def main() -> None:
     if not nnpack_ready():
         raise SystemExit("this PyTorch build has no NNPACK: nothing to compare")
     torch.set_num_threads(args.threads)
-    print(f"{args.height}x{args.width}, {args.threads} threads; ms = best of {args.repeats}")
+    print(f"{args.height}x{args.width}, {args.threads} threads; ms = median of {args.repeats}")
     print(f"{'layer':44s} {'input':>20s} {'GMAC':>6s} {'direct':>7s} {'NNPACK':>7s} "
           f"{'ratio':>5s} {'small':>6s} {'ratio':>5s}  rule")  # fmt: skip
     with torch.inference_mode():
@@ -108,16 +99,15 @@ def main() -> None:
             def small_map(x=x, u=u, b=bias, rate=rate):
                 return small_map_conv3x3(x, u, b, rate)
 
-            direct(), winograd(), small_map()  # warm-up
-            a = b = c = float("inf")
-            for _ in range(args.repeats):  # alternated, so load changes hit all alike
-                a, b = min(a, best_of(direct, 1)), min(b, best_of(winograd, 1))
-                c = min(c, best_of(small_map, 1))
+            ms = alternated_median_ms(
+                {"direct": direct, "nnpack": winograd, "small": small_map}, args.repeats
+            )
+            a, b, c = ms["direct"], ms["nnpack"], ms["small"]
             gmac = 9 * shape[1] * conv.out_channels * shape[2] * shape[3] / 1e9
             rule = WinogradConv2d.kernel_for(conv, shape[1], *shape[2:], x.device, x.dtype, False,
                                              shape[0]) or "direct"  # fmt: skip
-            print(f"{name:44s} {str(shape):>20s} {gmac:6.2f} {a * 1e3:7.1f} {b * 1e3:7.1f} "
-                  f"{b / a:5.2f} {c * 1e3:6.1f} {c / a:5.2f}  {rule}", flush=True)  # fmt: skip
+            print(f"{name:44s} {str(shape):>20s} {gmac:6.2f} {a:7.1f} {b:7.1f} "
+                  f"{b / a:5.2f} {c:6.1f} {c / a:5.2f}  {rule}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

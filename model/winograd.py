@@ -191,10 +191,15 @@ SMALL_MAP, NNPACK = "small map", "nnpack"
 #   512->512, 1x30x54: 35.0 / 24.2 / 17.1; 3x30x54: 101.7 / 64.7 / 47.6; 1x60x108: 138 / 56 / 61
 #   128->128, 1x30x54: 2.3 / 3.6 / 2.0;  3x30x54: 6.3 / 10.4 / 11.9
 #   any channels at 1x120x216: 1.8-2.5x slower than NNPACK (the tile transforms' memory traffic)
-# i.e. wide layers on at most ~5000 pixels (batch included): the 1/16 maps of 480p, up to 3
-# objects. Its kernel transform takes 4x the weight's memory (38 MB for 512->512), so layers
-# wider than 512x512 (the decoder's 1024->512, gaining ~10 %) are left to NNPACK.
+#   tiny maps, small map / oneDNN (bench/bench_winograd.py --height 32 --width 48, and 64x96):
+#   256->256 1x8x12 1.2-1.3, 1x16x24 0.78-0.80; 512->512 1x4x6 2.4, 1x8x12 1.0-1.2; in a
+#   standalone loop 3x8x12 0.9, 1x12x20 1.0 (the gathers and transform products cost per call)
+# i.e. wide layers on ~256 to ~5000 pixels (batch included): the 1/16 maps of 240p-480p, up to
+# 3 objects, and the 1/4-1/8 maps of thumbnail-sized frames. Its kernel transform takes 4x the
+# weight's memory (38 MB for 512->512), so layers wider than 512x512 (the decoder's 1024->512,
+# gaining ~10 %) are left to NNPACK.
 SMALL_MAP_PIXELS = 5000
+SMALL_MAP_MIN_PIXELS = 256
 SMALL_MAP_MIN_CHANNELS = 256
 SMALL_MAP_MAX_WEIGHTS = 512 * 512  # input x output channels
 
@@ -205,7 +210,7 @@ def small_map_pays_off(
     """Whether model/winograd_small.py's kernel is the fastest for this 3x3 convolution."""
     covered = tiled_extent(height, rate) * tiled_extent(width, rate)
     return (
-        batch * height * width <= SMALL_MAP_PIXELS
+        SMALL_MAP_MIN_PIXELS <= batch * height * width <= SMALL_MAP_PIXELS
         and min(in_channels, out_channels) >= SMALL_MAP_MIN_CHANNELS
         and in_channels * out_channels <= SMALL_MAP_MAX_WEIGHTS
         and covered <= MAX_TILED_GROWTH * height * width

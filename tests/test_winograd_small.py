@@ -77,6 +77,8 @@ def test_the_rule_picks_small_maps_of_wide_layers_only():
     assert not small_map_pays_off(1, 128, 128, 30, 54, 1)  # narrow: no gain
     assert not small_map_pays_off(1, 1024, 512, 30, 54, 1)  # 4x of a 2M-weight kernel kept
     assert not small_map_pays_off(1, 256, 256, 30, 54, 6)  # rate 6: tiles cover 2.1x the map
+    assert not small_map_pays_off(1, 256, 256, 8, 12, 1)  # 96 pixels: oneDNN's fixed cost wins
+    assert small_map_pays_off(3, 256, 256, 8, 12, 1)  # 288 pixels with the batch
 
 
 def test_a_winograd_layer_caches_its_transformed_kernel_until_the_weight_changes():
