@@ -16,7 +16,14 @@ from model.blocks import ResBlock
 from model.build import load_networks
 from model.fbrs.load import load_fbrs
 from model.fused_ops import conv_add, conv_relu
-from model.int8 import Int8Conv2d, int8_ready, pays_off, quantize_activation, uint8_by_ops
+from model.int8 import (
+    Int8Conv2d,
+    int8_ready,
+    pays_off,
+    quantize_activation,
+    uint8_by_ops,
+    uint8_of,
+)
 from model.precision import choose_precision, cpu_has_bf16
 
 needs_int8 = pytest.mark.skipif(not int8_ready(), reason="no int8 convolution on this machine")
@@ -155,6 +162,16 @@ def test_activation_quantisation_covers_the_range_and_keeps_zero(relu):
     assert q.max() == 255 or q.min() == 0  # the whole 8 bits are used
     by_ops = uint8_by_ops(x, scale, zero_point)
     assert (by_ops.int() - q.int()).abs().max() <= 1  # only half-way cases may differ
+
+
+def test_the_uint8_view_holds_the_quantised_values_and_shares_their_memory():
+    x = torch.linspace(-3, 5, 2 * 3 * 5 * 7).reshape(2, 3, 5, 7)
+    q = torch.quantize_per_tensor(x, 8 / 255, 96, torch.quint8)
+    view = uint8_of(q)
+    assert view.dtype == torch.uint8 and view.shape == q.shape and view.stride() == q.stride()
+    expected = torch.clamp(torch.round(x / (8 / 255)) + 96, 0, 255).to(torch.uint8)
+    assert torch.equal(view, expected)
+    assert view.data_ptr() == q.data_ptr()  # no copy
 
 
 @pytest.mark.parametrize("step", [7, 1000])  # uneven steps, the last one partial
