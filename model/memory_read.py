@@ -7,7 +7,6 @@ query key qk (1, Ck, h, w). N = T*h*w memory positions, M = h*w query positions.
 from __future__ import annotations
 
 import math
-import threading
 import warnings
 
 import torch
@@ -63,34 +62,112 @@ def read_memory(
     format: channels-last on the CPU, where the sparse product leaves it so).
 
     mk (1,Ck,T,h,w), qk (1,Ck,h,w), mv (K,Cv,T,h,w). The same affinity and top-k softmax,
-    computed query-major ((M, N): top-k runs along contiguous rows, the affinity in one GEMM
-    pass). The original scatters the weights into an N x M matrix that is zero but for top_k
-    entries per column and multiplies it densely, which grows with the memory (~0.5 s per frame
-    and object at 11 memory frames at 480p). Here the weights stay sparse: on the CPU a CSR
-    matrix (top_k entries per query row) times each object's memory values (MKL's sparse-dense
-    product through torch.sparse.mm: 1-2 ms per object at 480p where the dense product took
-    34-98 ms for 1-3 objects at 2 memory frames); on other devices the dense product for a
-    memory of up to DENSE_MAX_RATIO frames and gathered rows beyond. Numbers equal the
-    original's up to float summation order (tests/test_speed_modes.py). `sparse` forces one
+    computed query-major ((M, N): top-k runs along rows; on the CPU in cache-sized blocks,
+    top_k_affinity). The original scatters the weights into an N x M matrix that is zero but
+    for top_k entries per column and multiplies it densely, which grows with the memory (~0.5 s
+    per frame and object at 11 memory frames at 480p). Here the weights stay sparse: on the CPU
+    a CSR matrix (top_k entries per query row) times each object's memory values (MKL's
+    sparse-dense product through torch.sparse.mm: 1-2 ms per object at 480p where the dense
+    product took 34-98 ms for 1-3 objects at 2 memory frames); on other devices the dense
+    product for a memory of up to DENSE_MAX_RATIO frames and gathered rows beyond. Numbers equal
+    the original's up to float summation order (tests/test_speed_modes.py). `sparse` forces one
     read-out (None: sparse on the CPU, the other elsewhere).
     """
-    ck = mk.shape[1]
     mkf, qkf = mk.flatten(start_dim=2)[0], qk.flatten(start_dim=2)[0]  # Ck,N / Ck,M
-    n, m = mkf.shape[1], qkf.shape[1]
-    scale = 1 / math.sqrt(ck)
-    # (2 qk.mk - |mk|^2) / sqrt(Ck) in one GEMM pass: the -|qk|^2 term is constant along each
-    # query row, so it changes neither the top-k choice nor the softmax (it cancels in v - max)
-    affinity = torch.addmm(mkf.pow(2).sum(0)[None, :], qkf.t(), mkf, beta=-scale, alpha=2 * scale,
-                           out=_scratch_affinity(m, n, qkf))  # fmt: skip
-    k = min(top_k, n)
-    values, indices = torch.topk(affinity, k=k, dim=1)  # M, k
+    n = mkf.shape[1]
+    values, indices = top_k_affinity(mkf, qkf, top_k)
     weights = torch.exp(values - values[:, :1])
     weights = weights / weights.sum(dim=1, keepdim=True)  # M, k
-    del affinity
     if sparse is None:
         sparse = mv.device.type == "cpu"
     readout_of = _sparse_readout if sparse else _dense_or_gathered_readout
     return readout_of(indices, weights, mv, n).view(*mv.shape[:2], *qk.shape[-2:])
+
+
+# On the CPU the affinity is computed and reduced to its top-k in blocks of QUERY_BLOCK query
+# rows x MEMORY_BLOCK memory positions (8 MB of float32, which stays in the cache from the
+# product that writes it to the top-k that reads it) rather than as one (M, N) matrix: 630 MB at
+# 60 memory frames of 480p, written by the product, read back by top-k, and page-faulted in
+# afresh at every frame. Within a block, top-k first picks the CHUNK-wide column chunks with the
+# k largest maxima: every one of the block's k largest entries lies in one of them (an entry
+# outside has at least k larger chunk maxima above it), so the exact top-k then reads k * CHUNK
+# entries per row instead of MEMORY_BLOCK. The blocks' candidates are merged by one last top-k.
+# bench/bench_memory_read.py, two runs: 0.61-0.72x the one-matrix time at 30-60 memory frames of
+# 480p, 0.71-0.94x at 5-10, 0.91-1.03x at 2; the same entries chosen.
+QUERY_BLOCK = 256
+MEMORY_BLOCK = 128 * 64
+CHUNK = 64
+
+
+def top_k_affinity(
+    mkf: torch.Tensor, qkf: torch.Tensor, top_k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k = min(top_k, N) largest entries of every query row of the affinity
+    (2 qk.mk - |mk|^2) / sqrt(Ck) (the original's L2 affinity without its -|qk|^2 term, which
+    is constant along a row: it changes neither the choice nor the softmax).
+
+    mkf (Ck, N) memory keys, qkf (Ck, M) query keys, float32 -> values (M, k) float32 in
+    descending order, indices (M, k) int64 into N. Ties between equal entries may resolve to
+    either index (as torch.topk's do). On the CPU without autograd: in blocks (see above);
+    elsewhere one (M, N) product and torch.topk.
+    """
+    ck, n = mkf.shape
+    m = qkf.shape[1]
+    k = min(top_k, n)
+    scale = 1 / math.sqrt(ck)
+    squares = mkf.pow(2).sum(0)[None, :]  # 1, N
+    grad = torch.is_grad_enabled() and (mkf.requires_grad or qkf.requires_grad)
+    if mkf.device.type != "cpu" or grad:
+        affinity = torch.addmm(squares, qkf.t(), mkf, beta=-scale, alpha=2 * scale)
+        return torch.topk(affinity, k=k, dim=1)
+    starts = range(0, n, MEMORY_BLOCK)
+    # per query block, each memory block's k candidates (-inf where a block has fewer)
+    cand_values = qkf.new_empty(min(m, QUERY_BLOCK), len(starts) * k)
+    cand_indices = torch.zeros(cand_values.shape, dtype=torch.int64)
+    block = qkf.new_empty(min(m, QUERY_BLOCK) * _padded(min(n, MEMORY_BLOCK)))
+    values = qkf.new_empty(m, k)
+    indices = torch.empty(m, k, dtype=torch.int64)
+    query = qkf.t()  # M, Ck
+    for q0 in range(0, m, QUERY_BLOCK):
+        rows = min(QUERY_BLOCK, m - q0)
+        for j, c0 in enumerate(starts):
+            width = min(MEMORY_BLOCK, n - c0)
+            padded = _padded(width)
+            affinity = block[: rows * padded].view(rows, padded)
+            torch.addmm(squares[:, c0 : c0 + width], query[q0 : q0 + rows],
+                        mkf[:, c0 : c0 + width], beta=-scale, alpha=2 * scale,
+                        out=affinity[:, :width])  # fmt: skip
+            v, i = _block_top_k(affinity, width, min(k, width))
+            got = v.shape[1]
+            cand_values[:rows, j * k : j * k + got] = v
+            cand_values[:rows, j * k + got : (j + 1) * k] = -math.inf  # a block narrower than k
+            cand_indices[:rows, j * k : j * k + got] = i + c0
+        v, pos = torch.topk(cand_values[:rows], k=k, dim=1)
+        values[q0 : q0 + rows] = v
+        indices[q0 : q0 + rows] = cand_indices[:rows].gather(1, pos)
+    return values, indices
+
+
+def _padded(width: int) -> int:
+    """A block width rounded up to whole chunks."""
+    return -(-width // CHUNK) * CHUNK
+
+
+def _block_top_k(affinity: torch.Tensor, width: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k (unsorted) of each row of affinity[:, :width]; affinity (rows, padded width),
+    contiguous, its columns past `width` free to overwrite. Indices are block columns."""
+    rows, padded = affinity.shape
+    chunks = padded // CHUNK
+    if chunks < 4 * k:  # the chunks would not narrow the search much
+        return torch.topk(affinity[:, :width], k=k, dim=1, sorted=False)
+    affinity[:, width:] = -math.inf  # never a chunk's maximum, never among the top k
+    _, chosen = torch.topk(affinity.view(rows, chunks, CHUNK).amax(2), k=k, dim=1, sorted=False)
+    # the chosen chunks' entries as (rows, k * CHUNK): whole 256-byte rows of a (rows * chunks,
+    # CHUNK) view, copied by index_select
+    flat = (chosen + chunks * torch.arange(rows)[:, None]).view(-1)
+    candidates = affinity.view(rows * chunks, CHUNK).index_select(0, flat).view(rows, k * CHUNK)
+    v, pos = torch.topk(candidates, k=k, dim=1, sorted=False)
+    return v, chosen.gather(1, pos // CHUNK) * CHUNK + pos % CHUNK
 
 
 def _dense_or_gathered_readout(
@@ -115,30 +192,6 @@ def _dense_or_gathered_readout(
         w = weights[start : start + block].unsqueeze(1)  # b, 1, k
         out[start : start + block] = torch.bmm(w, gathered).squeeze(1)
     return out.t().reshape(num_objects, cv, m)
-
-
-# The (M, N) affinity is written once per frame and only read by top-k: on the CPU a fresh
-# one costs page faults on every call (measured 77 vs 45 ms at 11 memory frames of 480p, 9.6 vs
-# 4.3 ms at 2), so each thread reuses one buffer, up to this many elements (256 MB); larger
-# memories allocate per call.
-SCRATCH_MAX = 64 << 20
-_scratch = threading.local()
-
-
-def _scratch_affinity(m: int, n: int, like: torch.Tensor) -> torch.Tensor | None:
-    """A reusable (m, n) float32 CPU buffer for the affinity, or None (a fresh tensor) where
-    it cannot serve: autograd, other devices, outside inference mode, or too large."""
-    if (
-        like.device.type != "cpu"
-        or like.dtype != torch.float32
-        or not torch.is_inference_mode_enabled()
-        or m * n > SCRATCH_MAX
-    ):
-        return None
-    buffer = getattr(_scratch, "affinity", None)
-    if buffer is None or buffer.numel() < m * n:
-        buffer = _scratch.affinity = torch.empty(m * n, dtype=torch.float32)
-    return buffer[: m * n].view(m, n)
 
 
 def _sparse_readout(

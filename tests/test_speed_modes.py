@@ -19,10 +19,11 @@ from inference_core.frames import ArrayFrames
 from inference_core.memory_bank import MemoryBank
 from inference_core.session import Session
 from interact.s2m_controller import scribble_logits
+from model import memory_read
 from model.build import FUSION, PROPAGATION, S2M, load_network, load_networks
 from model.fold_bn import fold_batchnorm
 from model.fused_ops import conv_bn_add, conv_bn_relu
-from model.memory_read import memory_affinity, read_memory, readout
+from model.memory_read import l2_affinity, memory_affinity, read_memory, readout
 from model.precision import Precision, choose_precision, cpu_has_bf16
 from model.winograd import NNPACK, SMALL_MAP, WinogradConv2d, nnpack_ready, use_winograd_convs
 
@@ -438,20 +439,50 @@ def test_memory_read_from_the_position_major_bank_equals_the_dense_one():
     assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
 
 
-def test_the_reused_affinity_buffer_gives_the_same_reads_at_any_memory_size():
-    g = torch.Generator().manual_seed(11)
-    cases = []
-    for frames in (3, 1, 3):  # grow, shrink, grow: one buffer serves all
-        mk = torch.randn(1, 64, frames, 6, 10, generator=g)
-        qk = torch.randn(1, 64, 6, 10, generator=g)
-        mv = torch.randn(2, 512, frames, 6, 10, generator=g)
-        cases.append((mk, qk, mv))
-    outside = [read_memory(mk, qk, mv, 20) for mk, qk, mv in cases]  # fresh tensors
+@pytest.mark.parametrize(
+    ("n", "m", "top_k"),
+    [
+        (1000, 70, 20),  # 3 query blocks, 2 memory blocks (partial last ones), chunks chosen
+        (1024 + 3, 70, 20),  # a last memory block narrower than k
+        (1030, 17, 20),  # a last block of 6 entries: its padding fills most of a chunk
+        (700, 40, 2000),  # top_k beyond the memory: plain top-k inside the blocks
+        (260, 40, 20),  # 65 chunks < 4 k: plain top-k inside the one block
+        (260, 40, 3),  # ... and chunks chosen in it
+    ],
+)
+def test_blocked_top_k_equals_top_k_of_the_whole_affinity(n, m, top_k, monkeypatch):
+    """top_k_affinity's blocks and chunk preselection pick exactly the entries torch.topk
+    picks from the original's whole (M, N) affinity, in the same order."""
+    monkeypatch.setattr(memory_read, "QUERY_BLOCK", 32)
+    monkeypatch.setattr(memory_read, "MEMORY_BLOCK", 512)
+    monkeypatch.setattr(memory_read, "CHUNK", 4)  # 128 chunks per full block
+    g = torch.Generator().manual_seed(n + m)
+    mk = torch.randn(1, 64, 1, 1, n, generator=g)
+    qk = torch.randn(1, 64, 1, m, generator=g)
+    # the original's affinity, (N, M), + |qk|^2 / sqrt(Ck) (the term top_k_affinity leaves out)
+    whole = l2_affinity(mk, qk)[0] + qk.flatten(2)[0].pow(2).sum(0) / 8
+    want_values, want_indices = torch.topk(whole.t(), k=min(top_k, n), dim=1)
+    values, indices = memory_read.top_k_affinity(mk.flatten(2)[0], qk.flatten(2)[0], top_k)
+    assert values.shape == indices.shape == (m, min(top_k, n))
+    assert torch.allclose(values, want_values, atol=1e-4, rtol=1e-5)
+    # the same entries (random keys: no ties at the k-th), and in descending order: the whole
+    # affinity read at the chosen indices is the reference's sorted values (near-equal
+    # neighbours may swap places: the two sums round differently)
+    assert torch.equal(indices.sort(1).values, want_indices.sort(1).values)
+    assert torch.allclose(whole.t().gather(1, indices), want_values, atol=1e-4, rtol=1e-5)
+
+
+def test_blocked_memory_read_at_480p_sizes_equals_the_originals():
+    """One 480p query (30x54 at 1/16) against a 6-frame memory (9720 positions: a full and a
+    partial memory block of the default sizes, seven query blocks)."""
+    g = torch.Generator().manual_seed(12)
+    mk = torch.randn(1, 64, 6, 30, 54, generator=g)
+    qk = torch.randn(1, 64, 30, 54, generator=g)
+    mv = torch.randn(1, 512, 6, 30, 54, generator=g)
+    want = readout(memory_affinity(mk, qk, 20), mv)
     with torch.inference_mode():
-        inside = [read_memory(mk, qk, mv, 20).clone() for mk, qk, mv in cases]  # the buffer
-    for a, b, (mk, qk, mv) in zip(outside, inside, cases, strict=True):
-        assert torch.equal(a, b)
-        assert torch.allclose(a, readout(memory_affinity(mk, qk, 20), mv), atol=1e-5)
+        got = read_memory(mk, qk, mv, 20)
+    assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
 
 
 def test_fast_s2m_agrees_with_fp32_on_99_percent_of_pixels(synthetic_checkpoints):
