@@ -19,10 +19,13 @@ os.environ.pop("MIVOS_WEIGHTS", None)
 from tests.shared_assets import write_synthetic_checkpoint  # noqa: E402
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def _two_threads():
-    # Same thread count as the parity reference run, and what CI machines have.
-    torch.set_num_threads(2)
+    # Same thread count as the parity reference run, and what CI machines have; before every
+    # test, since code under test may change it for the process (the batch's local engine
+    # gives its worker one thread: every later test ran on one core, ~1.5x slower)
+    if torch.get_num_threads() != 2:
+        torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="session")

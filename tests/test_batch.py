@@ -452,7 +452,10 @@ def test_a_persons_work_is_never_cleared(assets, references):
 def test_local_engine_gives_the_same_outputs(assets, references, capsys):
     manifest = _manifest(assets, "local.jsonl", "local_out", {**GOOD, "nomasks": BROKEN["nomasks"]})
     argv = [str(manifest), "--engine", "local", "--cpus_per_worker", "1", *_weights(assets), *RUN]
+    assert torch.get_num_threads() == 2  # tests/conftest.py
     assert batch_main(argv) == 1
+    # the run's one thread was the worker's: this process has its own setting back
+    assert torch.get_num_threads() == 2
     results = _results(assets / "batch_results.jsonl")
     assert [results[i]["status"] for i in range(1, 5)] == ["done"] * 3 + ["failed"]
     assert len({r["worker"] for r in results.values()}) == 1  # this process

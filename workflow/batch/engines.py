@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from workflow.batch.manifest import Item
 from workflow.batch.worker import ItemWorker, Runner, RunSettings
 
@@ -52,14 +54,19 @@ def run_local(
 ) -> None:
     """Every item in this process, one after another, with the networks loaded once.
 
-    threads: torch's intra-op threads (None: torch's default, as `python -m inference_core`).
+    threads: torch's intra-op threads for the run (None: torch's default, as
+    `python -m inference_core`); the caller's setting is back when it returns or raises.
     A checkpoint that cannot be loaded raises (CheckpointError) before any item; an item's
     failure is its result. A crash of this process (a segfault, the OOM killer) ends the
     run; the completion records make the next run pick up where it stopped.
     """
-    worker = ItemWorker(settings, threads).start()
-    for item in items:
-        on_result(worker.run(item, runner))
+    callers_threads = torch.get_num_threads()
+    try:
+        worker = ItemWorker(settings, threads).start()
+        for item in items:
+            on_result(worker.run(item, runner))
+    finally:
+        torch.set_num_threads(callers_threads)
 
 
 def import_ray():
